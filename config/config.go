@@ -1,0 +1,158 @@
+// Package config owns the typed configuration of chat-service: its defaults
+// (the shipped chat.yaml, embedded in the binary), loading with koanf
+// (chat.yaml, then CHAT_ environment variables, then flags), strict decoding
+// and validation with messages that name the offending key.
+package config
+
+import "time"
+
+// Config is the whole of chat.yaml. Field tags are the YAML keys.
+type Config struct {
+	Server   Server   `koanf:"server"`
+	Auth     Auth     `koanf:"auth"`
+	Storage  Storage  `koanf:"storage"`
+	Relay    Relay    `koanf:"relay"`
+	Outbox   Outbox   `koanf:"outbox"`
+	Commands Commands `koanf:"commands"`
+	Features Features `koanf:"features"`
+	Recovery Recovery `koanf:"recovery"`
+	Limits   Limits   `koanf:"limits"`
+	Profiles Profiles `koanf:"profiles"`
+	Log      Log      `koanf:"log"`
+}
+
+// Server is the HTTP listener.
+type Server struct {
+	Addr            string        `koanf:"addr"`
+	TLS             TLS           `koanf:"tls"`
+	CORS            CORS          `koanf:"cors"`
+	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"`
+}
+
+// TLS turns on HTTPS/WSS when both files are set.
+type TLS struct {
+	CertFile string `koanf:"cert_file"`
+	KeyFile  string `koanf:"key_file"`
+}
+
+// Enabled reports whether the server serves TLS itself.
+func (t TLS) Enabled() bool { return t.CertFile != "" && t.KeyFile != "" }
+
+// CORS lists the browser origins allowed for REST and WebSocket.
+type CORS struct {
+	AllowedOrigins []string `koanf:"allowed_origins"`
+}
+
+// Auth configures client JWT verification and the development token issuer.
+type Auth struct {
+	JWT JWT `koanf:"jwt"`
+	Dev Dev `koanf:"dev"`
+}
+
+// JWT configures verification of client tokens.
+type JWT struct {
+	HMACSecret string            `koanf:"hmac_secret"`
+	PublicKeys map[string]string `koanf:"public_keys"` // kid -> PEM file
+	Issuer     string            `koanf:"issuer"`
+	Audience   string            `koanf:"audience"`
+	Leeway     time.Duration     `koanf:"leeway"`
+}
+
+// Dev configures POST /api/dev/token.
+type Dev struct {
+	Enabled  bool          `koanf:"enabled"`
+	TokenTTL time.Duration `koanf:"token_ttl"`
+}
+
+// Storage selects the database.
+type Storage struct {
+	Driver       string `koanf:"driver"`
+	DSN          string `koanf:"dsn"`
+	MaxOpenConns int    `koanf:"max_open_conns"`
+}
+
+// Relay selects how events reach every instance.
+type Relay struct {
+	Driver string `koanf:"driver"`
+	AMQP   AMQP   `koanf:"amqp"`
+}
+
+// AMQP is the RabbitMQ relay.
+type AMQP struct {
+	URL      string `koanf:"url"`
+	Exchange string `koanf:"exchange"`
+}
+
+// Outbox tunes the transactional outbox and its forwarder.
+type Outbox struct {
+	PollInterval time.Duration `koanf:"poll_interval"`
+	BatchSize    int           `koanf:"batch_size"`
+	Retention    time.Duration `koanf:"retention"`
+}
+
+// Commands tunes the durable command queue behind STOMP SEND /app/chat.send.
+type Commands struct {
+	Queue        string        `koanf:"queue"`
+	PollInterval time.Duration `koanf:"poll_interval"`
+}
+
+// Features toggles optional parts.
+type Features struct {
+	SockJS    bool `koanf:"sockjs"`
+	Typing    bool `koanf:"typing"`
+	WebClient bool `koanf:"web_client"`
+}
+
+// Recovery bounds since-seq replays.
+type Recovery struct {
+	MaxMessages int `koanf:"max_messages"`
+}
+
+// Limits bound everything a client controls.
+type Limits struct {
+	MaxMessageBytes  int           `koanf:"max_message_bytes"`
+	MaxFrameBytes    int           `koanf:"max_frame_bytes"`
+	MaxSubscriptions int           `koanf:"max_subscriptions"`
+	MaxParticipants  int           `koanf:"max_participants"`
+	MaxConnsPerUser  int           `koanf:"max_connections_per_user"`
+	OutboundQueue    int           `koanf:"outbound_queue"`
+	RatePerSecond    float64       `koanf:"rate_per_second"`
+	Burst            int           `koanf:"burst"`
+	HeartbeatMin     time.Duration `koanf:"heartbeat_min"`
+	HeartbeatMax     time.Duration `koanf:"heartbeat_max"`
+}
+
+// MaxBodyBytes is the REST body limit: a full message plus room for the envelope.
+func (l Limits) MaxBodyBytes() int64 { return int64(l.MaxMessageBytes) + 16<<10 }
+
+// Profiles configures the profile provider and the decorators every provider gets.
+// Each plugin's own section (profiles.<name>) is kept raw in Plugins and
+// decoded strictly by the plugin itself.
+type Profiles struct {
+	Provider        string         `koanf:"provider"`
+	Cache           ProfileCache   `koanf:"cache"`
+	Breaker         Breaker        `koanf:"breaker"`
+	Timeout         time.Duration  `koanf:"timeout"`
+	CanChatFailOpen bool           `koanf:"can_chat_fail_open"`
+	Plugins         map[string]any `koanf:",remain"` // profiles.<plugin> sections, raw
+}
+
+// ProfileCache bounds the profile cache.
+type ProfileCache struct {
+	Size        int           `koanf:"size"`
+	TTL         time.Duration `koanf:"ttl"`
+	NegativeTTL time.Duration `koanf:"negative_ttl"`
+	StaleFor    time.Duration `koanf:"stale_for"`
+}
+
+// Breaker configures the circuit breaker around provider calls.
+type Breaker struct {
+	MaxFailures uint32        `koanf:"max_failures"`
+	OpenTimeout time.Duration `koanf:"open_timeout"`
+}
+
+// Log configures the process logger.
+type Log struct {
+	Level  string `koanf:"level"`
+	Format string `koanf:"format"`
+}

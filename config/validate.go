@@ -1,0 +1,157 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Validate checks every value a typo or a bad override can break. Each
+// problem names its key and what is allowed; all problems are reported at once.
+func (c Config) Validate() error {
+	var v validator
+	v.oneOf("storage.driver", c.Storage.Driver, "sqlite", "postgres")
+	v.dsn(c.Storage)
+	v.intRange("storage.max_open_conns", c.Storage.MaxOpenConns, 1, 1000)
+
+	if _, _, err := net.SplitHostPort(c.Server.Addr); err != nil {
+		v.fail("server.addr", "%q is not host:port", c.Server.Addr)
+	}
+	if (c.Server.TLS.CertFile == "") != (c.Server.TLS.KeyFile == "") {
+		v.fail("server.tls", "set both cert_file and key_file, or neither")
+	}
+	v.fileExists("server.tls.cert_file", c.Server.TLS.CertFile)
+	v.fileExists("server.tls.key_file", c.Server.TLS.KeyFile)
+	v.durRange("server.shutdown_timeout", c.Server.ShutdownTimeout, time.Millisecond, 10*time.Minute)
+
+	if c.Auth.JWT.HMACSecret == "" && len(c.Auth.JWT.PublicKeys) == 0 && !c.Auth.Dev.Enabled {
+		v.fail("auth.jwt", "no way to verify tokens: set hmac_secret or public_keys (or auth.dev.enabled for local use)")
+	}
+	if s := c.Auth.JWT.HMACSecret; s != "" && len(s) < 32 {
+		v.fail("auth.jwt.hmac_secret", "must be at least 32 bytes, got %d", len(s))
+	}
+	for kid, path := range c.Auth.JWT.PublicKeys {
+		v.fileExists("auth.jwt.public_keys."+kid, path)
+	}
+	v.durRange("auth.jwt.leeway", c.Auth.JWT.Leeway, 0, 5*time.Minute)
+	v.durRange("auth.dev.token_ttl", c.Auth.Dev.TokenTTL, time.Second, 30*24*time.Hour)
+
+	v.oneOf("relay.driver", c.Relay.Driver, "memory", "amqp")
+	if c.Relay.Driver == "amqp" {
+		if u, err := url.Parse(c.Relay.AMQP.URL); err != nil || (u.Scheme != "amqp" && u.Scheme != "amqps") || u.Host == "" {
+			v.fail("relay.amqp.url", "want amqp://user:pass@host:port/vhost or amqps://...")
+		}
+		if c.Relay.AMQP.Exchange == "" {
+			v.fail("relay.amqp.exchange", "must not be empty")
+		}
+	}
+
+	v.durRange("outbox.poll_interval", c.Outbox.PollInterval, time.Millisecond, time.Minute)
+	v.intRange("outbox.batch_size", c.Outbox.BatchSize, 1, 10000)
+	v.durRange("outbox.retention", c.Outbox.Retention, time.Minute, 365*24*time.Hour)
+	if c.Commands.Queue == "" {
+		v.fail("commands.queue", "must not be empty")
+	}
+	v.durRange("commands.poll_interval", c.Commands.PollInterval, time.Millisecond, time.Minute)
+
+	v.intRange("recovery.max_messages", c.Recovery.MaxMessages, 0, 100000)
+
+	l := c.Limits
+	v.intRange("limits.max_message_bytes", l.MaxMessageBytes, 1, 1<<20)
+	v.intRange("limits.max_frame_bytes", l.MaxFrameBytes, 1024, 16<<20)
+	if l.MaxFrameBytes < l.MaxMessageBytes+512 {
+		v.fail("limits.max_frame_bytes", "must be at least limits.max_message_bytes + 512 (%d), got %d", l.MaxMessageBytes+512, l.MaxFrameBytes)
+	}
+	v.intRange("limits.max_subscriptions", l.MaxSubscriptions, 1, 100000)
+	v.intRange("limits.max_participants", l.MaxParticipants, 2, 100000)
+	v.intRange("limits.max_connections_per_user", l.MaxConnsPerUser, 1, 100000)
+	v.intRange("limits.outbound_queue", l.OutboundQueue, 1, 1<<20)
+	if !(l.RatePerSecond > 0) {
+		v.fail("limits.rate_per_second", "must be > 0, got %v", l.RatePerSecond)
+	}
+	v.intRange("limits.burst", l.Burst, 1, 1<<20)
+	v.durRange("limits.heartbeat_min", l.HeartbeatMin, 100*time.Millisecond, time.Hour)
+	v.durRange("limits.heartbeat_max", l.HeartbeatMax, l.HeartbeatMin, time.Hour)
+
+	p := c.Profiles
+	if p.Provider == "" {
+		v.fail("profiles.provider", "must name a profile provider plugin")
+	}
+	v.intRange("profiles.cache.size", p.Cache.Size, 1, 100_000_000)
+	v.durRange("profiles.cache.ttl", p.Cache.TTL, time.Second, 7*24*time.Hour)
+	v.durRange("profiles.cache.negative_ttl", p.Cache.NegativeTTL, 0, 7*24*time.Hour)
+	v.durRange("profiles.cache.stale_for", p.Cache.StaleFor, 0, 30*24*time.Hour)
+	if p.Breaker.MaxFailures < 1 {
+		v.fail("profiles.breaker.max_failures", "must be at least 1")
+	}
+	v.durRange("profiles.breaker.open_timeout", p.Breaker.OpenTimeout, 10*time.Millisecond, time.Hour)
+	v.durRange("profiles.timeout", p.Timeout, time.Millisecond, time.Minute)
+
+	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
+	v.oneOf("log.format", c.Log.Format, "text", "json")
+	return v.err()
+}
+
+type validator struct{ problems []string }
+
+func (v *validator) fail(key, format string, args ...any) {
+	v.problems = append(v.problems, key+": "+fmt.Sprintf(format, args...))
+}
+
+func (v *validator) err() error {
+	if len(v.problems) == 0 {
+		return nil
+	}
+	return errors.New("config: " + strings.Join(v.problems, "; "))
+}
+
+func (v *validator) oneOf(key, got string, allowed ...string) {
+	if !slices.Contains(allowed, got) {
+		v.fail(key, "%q is not one of %s", got, strings.Join(allowed, ", "))
+	}
+}
+
+func (v *validator) intRange(key string, got, lo, hi int) {
+	if got < lo || got > hi {
+		v.fail(key, "must be between %d and %d, got %d", lo, hi, got)
+	}
+}
+
+func (v *validator) durRange(key string, got, lo, hi time.Duration) {
+	if got < lo || got > hi {
+		v.fail(key, "must be between %s and %s, got %s", lo, hi, got)
+	}
+}
+
+func (v *validator) fileExists(key, path string) {
+	if path == "" {
+		return
+	}
+	if _, err := os.Stat(path); err != nil {
+		v.fail(key, "cannot read %q: %v", path, errors.Unwrap(err))
+	}
+}
+
+func (v *validator) dsn(s Storage) {
+	switch s.Driver {
+	case "sqlite":
+		if !strings.HasPrefix(s.DSN, "file:") || len(s.DSN) == len("file:") {
+			v.fail("storage.dsn", "sqlite wants file:PATH (for example file:data/chat.db), got %q", s.DSN)
+		}
+	case "postgres":
+		if !strings.HasPrefix(s.DSN, "postgres://") && !strings.HasPrefix(s.DSN, "postgresql://") {
+			v.fail("storage.dsn", "postgres wants postgres://user@host:5432/db?sslmode=disable")
+			return
+		}
+		if _, err := pgconn.ParseConfig(s.DSN); err != nil {
+			v.fail("storage.dsn", "not a valid PostgreSQL URL: %v", errors.Unwrap(err))
+		}
+	}
+}
