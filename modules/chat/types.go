@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/chat-service/chat/modules/problem"
 )
 
 // Session types.
@@ -117,4 +119,7 @@ type Event struct {
 	Participants []string `json:"-"`
 	// Except is a user that must not receive the event (the typist).
 	Except string `json:"-"`
+	// Problem is the body of an error event (type "error"), which goes to
+	// Participants[0]'s /user/queue/errors only.
+	Problem *problem.Problem `json:"-"`
 }
