@@ -1,0 +1,212 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/chat-service/chat/modules/chat"
+)
+
+// AppendMessage stores m with the next seq of its session. The seq comes
+// from UPDATE chat_sessions ... RETURNING last_seq, which also locks the
+// session row until commit: sends to one session are serialized, so seqs are
+// gapless and ordered, and a retried ClientMessageID is looked up only while
+// holding that lock, when every earlier send of it has committed and is
+// visible (each READ COMMITTED statement takes a fresh snapshot).
+func (s *Store) AppendMessage(ctx context.Context, m chat.NewMessage, inTx chat.TxHook[chat.Message]) (chat.Message, bool, error) {
+	msg := chat.Message{
+		ID: m.ID, SessionID: m.SessionID, SenderID: m.SenderID,
+		ClientMessageID: m.ClientMessageID, Content: m.Content, CreatedAt: orNow(m.CreatedAt),
+	}
+	var (
+		original *chat.Message
+		conflict bool // the unique key caught a duplicate the lookup did not see
+	)
+	err := s.write(ctx, func(tx *sql.Tx) (bool, error) {
+		err := tx.QueryRowContext(ctx, s.q.bumpSeq,
+			s.d.Time(msg.CreatedAt.Time), m.SessionID, m.SessionID, m.SenderID).Scan(&msg.Seq)
+		if errors.Is(err, sql.ErrNoRows) {
+			return false, errNotFound()
+		}
+		if err != nil {
+			return false, err
+		}
+		if m.ClientMessageID != "" {
+			orig, err := s.messageByClientID(ctx, tx, m)
+			if err == nil {
+				original = &orig
+				return false, nil // rolls back the seq bump
+			}
+			if !errors.Is(err, sql.ErrNoRows) {
+				return false, err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, s.q.insertMessage, msg.ID, msg.SessionID, msg.Seq, msg.SenderID,
+			nullString(msg.ClientMessageID), msg.Content, s.d.Time(msg.CreatedAt.Time)); err != nil {
+			if m.ClientMessageID != "" && isUniqueViolation(err) {
+				conflict = true
+				return false, nil
+			}
+			return false, err
+		}
+		// One's own messages are never unread.
+		if _, err := tx.ExecContext(ctx, s.q.raiseRead, msg.Seq, msg.SessionID, msg.SenderID, msg.Seq); err != nil {
+			return false, err
+		}
+		if inTx != nil {
+			if err := inTx(ctx, tx, msg); err != nil {
+				return false, err
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		return chat.Message{}, false, fmt.Errorf("append message to session %s: %w", m.SessionID, err)
+	}
+	switch {
+	case original != nil:
+		return *original, false, nil
+	case conflict:
+		orig, err := s.messageByClientID(ctx, s.db, m)
+		if err != nil {
+			return chat.Message{}, false, fmt.Errorf("append message to session %s: read original: %w", m.SessionID, classify(err))
+		}
+		return orig, false, nil
+	}
+	return msg, true, nil
+}
+
+type rowQuerier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func (s *Store) messageByClientID(ctx context.Context, q rowQuerier, m chat.NewMessage) (chat.Message, error) {
+	return scanMessage(q.QueryRowContext(ctx, s.q.messageByClientID, m.SessionID, m.SenderID, m.ClientMessageID), m.SessionID)
+}
+
+// scanMessage scans messageCols.
+func scanMessage(row interface{ Scan(...any) error }, sessionID string) (chat.Message, error) {
+	var (
+		msg     chat.Message
+		cid     sql.NullString
+		created timeCol
+	)
+	if err := row.Scan(&msg.ID, &msg.Seq, &msg.SenderID, &cid, &msg.Content, &created); err != nil {
+		return chat.Message{}, err
+	}
+	msg.SessionID, msg.ClientMessageID, msg.CreatedAt = sessionID, cid.String, created.T
+	return msg, nil
+}
+
+// Messages pages a session's history, ascending by seq. With neither bound
+// it is the latest page; BeforeSeq pages backwards, AfterSeq forwards; both
+// select the range between them, from AfterSeq on. more is exact: one row
+// beyond the limit is read.
+func (s *Store) Messages(ctx context.Context, sessionID, userID string, q chat.HistoryQuery) ([]chat.Message, bool, error) {
+	if q.Limit < 1 {
+		return nil, false, fmt.Errorf("messages of session %s: limit %d: %w", sessionID, q.Limit, chat.ErrInvalid)
+	}
+	query, args, backwards := s.q.latest, []any{sessionID, sessionID, userID}, true
+	switch {
+	case q.AfterSeq != nil && q.BeforeSeq != nil:
+		query, backwards = s.q.between, false
+		args = append(args, *q.AfterSeq, *q.BeforeSeq)
+	case q.AfterSeq != nil:
+		query, backwards = s.q.after, false
+		args = append(args, *q.AfterSeq)
+	case q.BeforeSeq != nil:
+		query = s.q.before
+		args = append(args, *q.BeforeSeq)
+	}
+	args = append(args, q.Limit+1)
+	list, err := s.messages(ctx, query, sessionID, args)
+	if err != nil {
+		return nil, false, fmt.Errorf("messages of session %s: %w", sessionID, classify(err))
+	}
+	if len(list) == 0 {
+		// The query only returns rows to members; tell "none" from "not yours".
+		var one int
+		err := s.db.QueryRowContext(ctx, s.q.isMember, sessionID, userID).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, false, fmt.Errorf("messages of session %s: %w", sessionID, errNotFound())
+		}
+		if err != nil {
+			return nil, false, fmt.Errorf("messages of session %s: %w", sessionID, classify(err))
+		}
+		return []chat.Message{}, false, nil
+	}
+	more := len(list) > q.Limit
+	if more {
+		list = list[:q.Limit]
+	}
+	if backwards {
+		slices.Reverse(list)
+	}
+	return list, more, nil
+}
+
+func (s *Store) messages(ctx context.Context, query, sessionID string, args []any) ([]chat.Message, error) {
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var list []chat.Message
+	for rows.Next() {
+		m, err := scanMessage(rows, sessionID)
+		if err != nil {
+			return nil, err
+		}
+		list = append(list, m)
+	}
+	return list, rows.Err()
+}
+
+// MarkRead raises userID's lastReadSeq to min(seq, lastSeq). It never lowers
+// it: the UPDATE only matches a smaller value, so concurrent marks settle on
+// the largest. Nothing is written, and inTx not called, when it would not move.
+func (s *Store) MarkRead(ctx context.Context, sessionID, userID string, seq int64, inTx chat.ReadHook) (int64, bool, error) {
+	var lastSeq, cur int64
+	err := s.db.QueryRowContext(ctx, s.q.readState, sessionID, userID).Scan(&lastSeq, &cur)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, fmt.Errorf("mark read in session %s: %w", sessionID, errNotFound())
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("mark read in session %s: %w", sessionID, classify(err))
+	}
+	target := min(seq, lastSeq)
+	if target <= cur {
+		return cur, false, nil
+	}
+	changed := false
+	err = s.write(ctx, func(tx *sql.Tx) (bool, error) {
+		res, err := tx.ExecContext(ctx, s.q.raiseRead, target, sessionID, userID, target)
+		if err != nil {
+			return false, err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return false, err
+		} else if n == 0 {
+			// A concurrent mark (or send) moved it at least as far.
+			return false, tx.QueryRowContext(ctx, s.q.currentRead, sessionID, userID).Scan(&cur)
+		}
+		participants, err := s.participantIDs(ctx, tx, sessionID)
+		if err != nil {
+			return false, err
+		}
+		if inTx != nil {
+			if err := inTx(ctx, tx, target, participants); err != nil {
+				return false, err
+			}
+		}
+		cur, changed = target, true
+		return true, nil
+	})
+	if err != nil {
+		return 0, false, fmt.Errorf("mark read in session %s: %w", sessionID, err)
+	}
+	return cur, changed, nil
+}

@@ -1,0 +1,85 @@
+// Package store owns the SQL of chat-service: opening the database (SQLite
+// or PostgreSQL, as storage.driver says), applying the embedded migrations,
+// and sessions, members, messages and unread counts behind chat.Store. There
+// is one implementation; what differs between the databases is in Dialect.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.uber.org/fx"
+
+	"github.com/chat-service/chat/config"
+	"github.com/chat-service/chat/modules/chat"
+	"github.com/chat-service/chat/modules/httpserver"
+)
+
+// Module provides *DB, *sql.DB, Dialect, chat.Store and the "database"
+// readiness check. The database is pinged and migrated in OnStart and
+// closed in OnStop.
+var Module = fx.Module("store",
+	fx.Decorate(func(log *slog.Logger) *slog.Logger { return log.With("module", "store") }),
+	fx.Provide(
+		NewDB,
+		func(db *DB) *sql.DB { return db.SQL },
+		func(db *DB) Dialect { return db.Dialect },
+		fx.Annotate(New, fx.As(new(chat.Store))),
+		httpserver.AsCheck(NewCheck),
+	),
+	fx.Invoke(registerMetrics),
+)
+
+// DBParams are NewDB's dependencies.
+type DBParams struct {
+	fx.In
+	Lifecycle fx.Lifecycle
+	Cfg       config.Storage
+	Log       *slog.Logger
+}
+
+// NewDB prepares the pool for cfg and, on start, connects and migrates: an
+// unreachable database fails start-up.
+func NewDB(p DBParams) (*DB, error) {
+	db, err := openPool(p.Cfg)
+	if err != nil {
+		return nil, err
+	}
+	log := p.Log
+	if log == nil { // called without fx
+		log = slog.New(slog.DiscardHandler)
+	}
+	p.Lifecycle.Append(fx.Hook{
+		OnStart: func(ctx context.Context) error {
+			version, err := db.start(ctx)
+			if err != nil {
+				return err
+			}
+			log.Info("database ready", "driver", db.Dialect.Name, "schema_version", version)
+			return nil
+		},
+		OnStop: func(context.Context) error { return db.Close() },
+	})
+	return db, nil
+}
+
+// PingTimeout bounds the readiness check.
+const PingTimeout = 2 * time.Second
+
+// NewCheck is the /readyz check of the database.
+func NewCheck(s chat.Store) httpserver.Check {
+	return httpserver.Check{Name: "database", Fn: func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, PingTimeout)
+		defer cancel()
+		return s.Ping(ctx)
+	}}
+}
+
+// registerMetrics exports the pool's statistics (go_sql_* with db="chat").
+func registerMetrics(reg prometheus.Registerer, db *sql.DB) error {
+	return reg.Register(collectors.NewDBStatsCollector(db, "chat"))
+}
