@@ -1,0 +1,497 @@
+package profiles
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/maypok86/otter/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sony/gobreaker"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/chat-service/chat/config"
+)
+
+// DefaultLookupWait is how long Lookup waits for the provider when an id is
+// not cached (never longer than profiles.timeout). The fetch itself goes on
+// in the background up to profiles.timeout and fills the cache for the next
+// Lookup, so a slow or hung provider costs a send at most this long, and
+// nothing once the breaker is open.
+const DefaultLookupWait = 250 * time.Millisecond
+
+var errClosed = errors.New("profile directory closed")
+
+// CacheParams configures NewCache.
+type CacheParams struct {
+	// Name is the provider's name (profiles.provider), for logs.
+	Name     string
+	Provider Provider
+	// Cfg supplies profiles.cache.*, profiles.breaker.*, profiles.timeout and
+	// profiles.can_chat_fail_open.
+	Cfg config.Profiles
+	// Log may be nil (discard).
+	Log *slog.Logger
+	// Registerer may be nil: the metrics are then kept but not exported.
+	Registerer prometheus.Registerer
+	// LookupWait bounds how long Lookup waits on the provider for ids it
+	// does not have; 0 means DefaultLookupWait. Capped at Cfg.Timeout.
+	LookupWait time.Duration
+
+	clock clock // tests: drives ttl decisions and otter's expiry
+}
+
+// clock is the time source of the cache; otter.Clock plus Now.
+type clock interface {
+	otter.Clock
+	Now() time.Time
+}
+
+// Cache is the Directory every provider is wrapped in:
+//
+//   - an otter cache (W-TinyLFU, profiles.cache.size) of profiles, fresh for
+//     profiles.cache.ttl and then served as stale for up to
+//     profiles.cache.stale_for while a refresh runs in the background, plus
+//     short negative entries (profiles.cache.negative_ttl) for ids the
+//     provider says do not exist;
+//   - batching and deduplication: one upstream call fetches every id of a
+//     Lookup that nobody is fetching yet, and concurrent Lookups of an id
+//     share the call in flight (N concurrent cold lookups → 1 call);
+//   - a gobreaker circuit breaker around every upstream call
+//     (profiles.breaker.*) and a per-call timeout (profiles.timeout).
+//
+// Lookup never returns an error and waits for the provider at most
+// LookupWait: upstream calls run detached from the caller and fill the cache
+// when they finish. CanChat waits for the answer (at most profiles.timeout,
+// nothing when the breaker is open) and applies profiles.can_chat_fail_open
+// when there is none.
+type Cache struct {
+	name     string
+	provider Provider
+	pairs    PairChecker // nil: every pair is allowed
+	log      *slog.Logger
+	m        *metrics
+	cb       *gobreaker.CircuitBreaker
+	entries  *otter.Cache[string, entry]
+	sf       singleflight.Group
+	now      func() time.Time
+
+	ttl, negativeTTL, timeout, lookupWait, openTimeout time.Duration
+	failOpen                                           bool
+
+	base   context.Context // canceled by Close; bounds background calls
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	closed   bool
+	inflight map[string]*fetch // id → the upstream call fetching it
+
+	waitHook func() // tests: called when a Lookup starts waiting on fetches
+}
+
+var _ Directory = (*Cache)(nil)
+
+// entry is one cached answer: a profile, or "the provider does not know this id".
+type entry struct {
+	profile    Profile
+	found      bool
+	freshUntil time.Time
+}
+
+// fetch is one upstream Profiles call; done is closed once profiles and err are set.
+type fetch struct {
+	done     chan struct{}
+	profiles map[string]Profile
+	err      error
+}
+
+// NewCache wraps p.Provider in the cache, breaker and timeout decorators.
+func NewCache(p CacheParams) (*Cache, error) {
+	if p.Provider == nil {
+		return nil, errors.New("profiles: NewCache without a provider")
+	}
+	if err := validateDecorators(p.Cfg); err != nil {
+		return nil, err
+	}
+	log := p.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m, err := newMetrics(p.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	cfg := p.Cfg
+	c := &Cache{
+		name:        p.Name,
+		provider:    p.Provider,
+		log:         log,
+		m:           m,
+		now:         time.Now,
+		ttl:         cfg.Cache.TTL,
+		negativeTTL: cfg.Cache.NegativeTTL,
+		timeout:     cfg.Timeout,
+		openTimeout: cfg.Breaker.OpenTimeout,
+		lookupWait:  p.LookupWait,
+		failOpen:    cfg.CanChatFailOpen,
+		inflight:    make(map[string]*fetch),
+	}
+	if pc, ok := p.Provider.(PairChecker); ok {
+		c.pairs = pc
+	}
+	if c.lookupWait <= 0 {
+		c.lookupWait = DefaultLookupWait
+	}
+	c.lookupWait = min(c.lookupWait, c.timeout)
+
+	opts := &otter.Options[string, entry]{
+		MaximumSize: cfg.Cache.Size,
+		ExpiryCalculator: otter.ExpiryWritingFunc(func(e otter.Entry[string, entry]) time.Duration {
+			if e.Value.found {
+				return cfg.Cache.TTL + cfg.Cache.StaleFor
+			}
+			return cfg.Cache.NegativeTTL
+		}),
+	}
+	if p.clock != nil {
+		opts.Clock = p.clock
+		c.now = p.clock.Now
+	}
+	if c.entries, err = otter.New(opts); err != nil {
+		return nil, fmt.Errorf("profiles.cache: %w", err)
+	}
+
+	c.cb = gobreaker.NewCircuitBreaker(gobreaker.Settings{
+		Name:        "profiles",
+		MaxRequests: 1, // one half-open probe
+		Timeout:     cfg.Breaker.OpenTimeout,
+		ReadyToTrip: func(n gobreaker.Counts) bool {
+			return n.ConsecutiveFailures >= cfg.Breaker.MaxFailures
+		},
+		OnStateChange: func(_ string, from, to gobreaker.State) { c.breakerChanged(from, to) },
+		// Canceled means Close stopped the call, which says nothing about the provider.
+		IsSuccessful: func(err error) bool { return err == nil || errors.Is(err, context.Canceled) },
+	})
+	c.base, c.cancel = context.WithCancel(context.Background())
+	return c, nil
+}
+
+func validateDecorators(cfg config.Profiles) error {
+	switch {
+	case cfg.Cache.Size <= 0:
+		return fmt.Errorf("profiles.cache.size: must be positive, got %d", cfg.Cache.Size)
+	case cfg.Cache.TTL <= 0:
+		return fmt.Errorf("profiles.cache.ttl: must be positive, got %s", cfg.Cache.TTL)
+	case cfg.Cache.NegativeTTL < 0:
+		return fmt.Errorf("profiles.cache.negative_ttl: must not be negative, got %s", cfg.Cache.NegativeTTL)
+	case cfg.Cache.StaleFor < 0:
+		return fmt.Errorf("profiles.cache.stale_for: must not be negative, got %s", cfg.Cache.StaleFor)
+	case cfg.Timeout <= 0:
+		return fmt.Errorf("profiles.timeout: must be positive, got %s", cfg.Timeout)
+	case cfg.Breaker.MaxFailures == 0:
+		return errors.New("profiles.breaker.max_failures: must be positive")
+	case cfg.Breaker.OpenTimeout <= 0:
+		return fmt.Errorf("profiles.breaker.open_timeout: must be positive, got %s", cfg.Breaker.OpenTimeout)
+	}
+	return nil
+}
+
+// Lookup returns the profiles it has or can get quickly for ids; see Cache.
+func (c *Cache) Lookup(ctx context.Context, ids []string) map[string]Profile {
+	out := make(map[string]Profile, len(ids))
+	now := c.now()
+	var missing, stale []string
+	seen := make(map[string]struct{}, len(ids))
+	for _, id := range ids {
+		if _, dup := seen[id]; dup || id == "" {
+			continue
+		}
+		seen[id] = struct{}{}
+		e, ok := c.entries.GetIfPresent(id)
+		switch {
+		case !ok:
+			missing = append(missing, id)
+		case now.Before(e.freshUntil):
+			c.m.cache.WithLabelValues("hit").Inc()
+			if e.found {
+				out[id] = e.profile
+			}
+		case e.found: // past ttl, within stale_for: serve it, refresh behind the caller
+			c.m.cache.WithLabelValues("stale").Inc()
+			out[id] = e.profile
+			stale = append(stale, id)
+		default: // an expired negative entry otter has not dropped yet
+			missing = append(missing, id)
+		}
+	}
+	if len(stale) > 0 {
+		_, _ = c.start(ctx, stale) // not waited for: the stale profiles are the answer
+	}
+	if len(missing) == 0 {
+		return out
+	}
+	c.m.cache.WithLabelValues("miss").Add(float64(len(missing)))
+	pending, fresh := c.start(ctx, missing)
+	for id, e := range fresh {
+		if e.found {
+			out[id] = e.profile
+		}
+	}
+	c.await(ctx, pending, out)
+	return out
+}
+
+// start joins ids to the fetches in flight and starts one upstream call for
+// the ids nobody is fetching. An id whose fresh entry appeared meanwhile is
+// returned in fresh instead. Checking inflight and then the cache under mu,
+// while run fills the cache before it leaves inflight, means no id is ever
+// fetched twice at once.
+func (c *Cache) start(ctx context.Context, ids []string) (pending map[string]*fetch, fresh map[string]entry) {
+	pending = make(map[string]*fetch, len(ids))
+	fresh = make(map[string]entry)
+	f := &fetch{done: make(chan struct{})}
+	var own []string
+	now := c.now()
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, id := range ids {
+		if inflight, ok := c.inflight[id]; ok {
+			pending[id] = inflight
+			continue
+		}
+		if e, ok := c.entries.GetIfPresent(id); ok && now.Before(e.freshUntil) {
+			fresh[id] = e
+			continue
+		}
+		own = append(own, id)
+		pending[id] = f
+	}
+	switch {
+	case len(own) == 0:
+	case c.closed:
+		f.err = errClosed
+		close(f.done)
+	default:
+		for _, id := range own {
+			c.inflight[id] = f
+		}
+		c.wg.Add(1)
+		go c.run(ctx, f, own)
+	}
+	return pending, fresh
+}
+
+// run makes the upstream call for ids, caches the answer and completes f.
+func (c *Cache) run(caller context.Context, f *fetch, ids []string) {
+	defer c.wg.Done()
+	ctx, cancel := c.callContext(caller)
+	defer cancel()
+	v, err := c.call(ctx, "profiles", func(ctx context.Context) (any, error) {
+		return c.provider.Profiles(ctx, ids)
+	})
+
+	result := make(map[string]Profile, len(ids))
+	if err != nil {
+		c.logFailure("profiles", err, "ids", len(ids))
+	} else {
+		found, _ := v.(map[string]Profile)
+		now := c.now()
+		for _, id := range ids { // ids the provider was not asked for are ignored
+			p, ok := found[id]
+			switch {
+			case ok:
+				p.UserID = id
+				result[id] = p
+				c.entries.Set(id, entry{profile: p, found: true, freshUntil: now.Add(c.ttl)})
+			case c.negativeTTL > 0:
+				c.entries.Set(id, entry{freshUntil: now.Add(c.negativeTTL)})
+			default:
+				c.entries.Invalidate(id) // no negative caching: forget a stale profile
+			}
+		}
+	}
+	f.profiles, f.err = result, err
+
+	c.mu.Lock()
+	for _, id := range ids {
+		if c.inflight[id] == f {
+			delete(c.inflight, id)
+		}
+	}
+	c.mu.Unlock()
+	close(f.done)
+}
+
+// await waits for pending fetches up to lookupWait or ctx, then copies what
+// finished into out. Fetches still running go on and fill the cache.
+func (c *Cache) await(ctx context.Context, pending map[string]*fetch, out map[string]Profile) {
+	if len(pending) == 0 {
+		return
+	}
+	if c.waitHook != nil {
+		c.waitHook()
+	}
+	timer := time.NewTimer(c.lookupWait)
+	defer timer.Stop()
+	waited := make(map[*fetch]struct{}, 1)
+wait:
+	for _, f := range pending {
+		if _, ok := waited[f]; ok {
+			continue
+		}
+		waited[f] = struct{}{}
+		select {
+		case <-f.done:
+		case <-timer.C:
+			c.log.Debug("profile lookup stopped waiting for the provider", "provider", c.name, "wait", c.lookupWait)
+			break wait
+		case <-ctx.Done():
+			break wait
+		}
+	}
+	for id, f := range pending {
+		select {
+		case <-f.done:
+			if p, ok := f.profiles[id]; ok {
+				out[id] = p
+			}
+		default:
+		}
+	}
+}
+
+// CanChat asks the provider whether from may start a conversation with to.
+// Concurrent identical questions share one upstream call. Without an answer
+// (breaker open, error, timeout, ctx done) it returns profiles.can_chat_fail_open.
+func (c *Cache) CanChat(ctx context.Context, from, to string) bool {
+	if c.pairs == nil {
+		return true
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return c.failOpen
+	}
+	c.wg.Add(1)
+	c.mu.Unlock()
+
+	type answer struct {
+		v   any
+		err error
+	}
+	res := make(chan answer, 1)
+	go func() {
+		defer c.wg.Done()
+		v, err, _ := c.sf.Do(from+"\x00"+to, func() (any, error) {
+			cctx, cancel := c.callContext(ctx)
+			defer cancel()
+			v, err := c.call(cctx, "can_chat", func(ctx context.Context) (any, error) {
+				return c.pairs.CanChat(ctx, from, to)
+			})
+			if err != nil {
+				c.logFailure("can_chat", err, "from", from, "to", to, "fail_open", c.failOpen)
+			}
+			return v, err
+		})
+		res <- answer{v, err}
+	}()
+	select {
+	case a := <-res:
+		if a.err != nil {
+			return c.failOpen
+		}
+		allowed, _ := a.v.(bool)
+		return allowed
+	case <-ctx.Done():
+		return c.failOpen
+	}
+}
+
+// callContext derives the context of one upstream call: the caller's values,
+// not its cancellation (the answer fills the cache for everyone), bounded by
+// profiles.timeout and canceled by Close.
+func (c *Cache) callContext(caller context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(caller), c.timeout)
+	stop := context.AfterFunc(c.base, cancel)
+	return ctx, func() { stop(); cancel() }
+}
+
+// call runs fn through the breaker, timing it and turning a plugin panic into
+// an error.
+func (c *Cache) call(ctx context.Context, op string, fn func(context.Context) (any, error)) (any, error) {
+	return c.cb.Execute(func() (v any, err error) {
+		start := time.Now()
+		defer func() {
+			if r := recover(); r != nil {
+				v, err = nil, fmt.Errorf("provider %s panicked: %v", c.name, r)
+			}
+			c.m.upstream.WithLabelValues(op, outcome(ctx, err)).Observe(time.Since(start).Seconds())
+		}()
+		return fn(ctx)
+	})
+}
+
+func outcome(ctx context.Context, err error) string {
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return "timeout"
+	default:
+		return "error"
+	}
+}
+
+func (c *Cache) logFailure(op string, err error, args ...any) {
+	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
+		c.log.Debug("profile provider call skipped: breaker open", append([]any{"provider", c.name, "op", op}, args...)...)
+		return
+	}
+	if errors.Is(err, errClosed) || c.base.Err() != nil {
+		return
+	}
+	c.log.Warn("profile provider call failed", append([]any{"provider", c.name, "op", op, "err", err}, args...)...)
+}
+
+// breakerChanged runs inside gobreaker's lock: no breaker calls here.
+func (c *Cache) breakerChanged(from, to gobreaker.State) {
+	c.m.breaker.Set(breakerValue(to))
+	switch to {
+	case gobreaker.StateOpen:
+		c.log.Warn("profile provider breaker open: serving cached profiles only",
+			"provider", c.name, "from", from.String(), "probe_after", c.openTimeout)
+	default:
+		c.log.Info("profile provider breaker state", "provider", c.name, "from", from.String(), "to", to.String())
+	}
+}
+
+// BreakerState reports the breaker's state: "closed", "half-open" or "open".
+func (c *Cache) BreakerState() string { return c.cb.State().String() }
+
+// Close stops background upstream calls, waits for them and closes the
+// provider if it is an io.Closer. Lookup and CanChat keep answering from the
+// cache afterwards without calling the provider.
+func (c *Cache) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	c.mu.Unlock()
+	c.cancel()
+	c.wg.Wait()
+	c.entries.StopAllGoroutines()
+	if cl, ok := c.provider.(io.Closer); ok {
+		if err := cl.Close(); err != nil {
+			return fmt.Errorf("close profile provider %s: %w", c.name, err)
+		}
+	}
+	return nil
+}
