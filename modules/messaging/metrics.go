@@ -1,0 +1,100 @@
+package messaging
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are messaging's Prometheus series (namespace chat).
+type metrics struct {
+	outboxLagRows     prometheus.Gauge
+	outboxLagSeconds  prometheus.Gauge
+	forwarded         prometheus.Counter
+	forwardFailures   prometheus.Counter
+	forwardDelay      prometheus.Histogram
+	pruned            *prometheus.CounterVec
+	relayUpGauge      *prometheus.GaugeVec
+	relayReceived     prometheus.Counter
+	commands          *prometheus.CounterVec
+	commandRetries    prometheus.Counter
+	commandQueueDepth prometheus.Gauge
+}
+
+func newMetrics() *metrics {
+	return &metrics{
+		outboxLagRows: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "chat", Subsystem: "outbox", Name: "lag_rows",
+			Help: "Outbox rows not yet forwarded to the relay.",
+		}),
+		outboxLagSeconds: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "chat", Subsystem: "outbox", Name: "lag_seconds",
+			Help: "Age of the oldest outbox row not yet forwarded (0 when none).",
+		}),
+		forwarded: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "chat", Subsystem: "outbox", Name: "forwarded_total",
+			Help: "Outbox events published to the relay by this instance.",
+		}),
+		forwardFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "chat", Subsystem: "outbox", Name: "forward_failures_total",
+			Help: "Failed attempts to publish an outbox event to the relay (each is retried).",
+		}),
+		forwardDelay: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "chat", Subsystem: "outbox", Name: "forward_delay_seconds",
+			Help:    "Time from an event's commit to the outbox until the relay accepted it.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
+		}),
+		pruned: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "chat", Subsystem: "outbox", Name: "pruned_rows_total",
+			Help: "Forwarded rows deleted after outbox.retention, by table.",
+		}, []string{"table"}),
+		relayUpGauge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "chat", Subsystem: "relay", Name: "up",
+			Help: "1 while the relay connection is up, by connection (publish, consume).",
+		}, []string{"connection"}),
+		relayReceived: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "chat", Subsystem: "relay", Name: "received_total",
+			Help: "Relay events handed to this instance's hub.",
+		}),
+		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "chat", Subsystem: "commands", Name: "processed_total",
+			Help: "chat.send commands taken from the queue, by result (stored, duplicate, rejected).",
+		}, []string{"result"}),
+		commandRetries: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "chat", Subsystem: "commands", Name: "retries_total",
+			Help: "chat.send commands retried after a transient failure (database unavailable).",
+		}),
+		commandQueueDepth: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "chat", Subsystem: "commands", Name: "sql_queue_rows",
+			Help: "Rows of the SQL command queue not yet consumed (SQL queue only).",
+		}),
+	}
+}
+
+func (m *metrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.outboxLagRows, m.outboxLagSeconds, m.forwarded, m.forwardFailures,
+		m.forwardDelay, m.pruned, m.relayUpGauge, m.relayReceived, m.commands, m.commandRetries, m.commandQueueDepth}
+}
+
+// register adds the series to reg; a nil reg registers nothing.
+func (m *metrics) register(reg prometheus.Registerer) error {
+	if reg == nil {
+		return nil
+	}
+	var errs []error
+	for _, c := range m.collectors() {
+		errs = append(errs, reg.Register(c))
+	}
+	return errors.Join(errs...)
+}
+
+func (m *metrics) relayUp(conn string) func(bool) {
+	g := m.relayUpGauge.WithLabelValues(conn)
+	return func(up bool) {
+		if up {
+			g.Set(1)
+		} else {
+			g.Set(0)
+		}
+	}
+}

@@ -1,0 +1,141 @@
+package messaging
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/chat-service/chat/config"
+)
+
+// Relay drivers, as relay.driver spells them.
+const (
+	relayMemory = "memory"
+	relayAMQP   = "amqp"
+)
+
+// relay fans events out to every instance (RabbitMQ) or within this one
+// (gochannel), and carries the chat.send command queue on RabbitMQ.
+type relay interface {
+	// publish sends an event with a routing key and returns once the relay
+	// has accepted it.
+	publish(ctx context.Context, key string, msg *message.Message) error
+	// events is the subscriber (and its topic) of this instance's events.
+	events() (message.Subscriber, string)
+	// ping reports whether the relay is reachable.
+	ping(ctx context.Context) error
+	close() error
+}
+
+// memoryRelay is the in-process relay of a single instance. Publishing
+// blocks until the subscriber acked, so events keep their order.
+type memoryRelay struct{ gc *gochannel.GoChannel }
+
+func newMemoryRelay(log watermill.LoggerAdapter) *memoryRelay {
+	return &memoryRelay{gc: gochannel.NewGoChannel(gochannel.Config{BlockPublishUntilSubscriberAck: true}, log)}
+}
+
+func (r *memoryRelay) publish(_ context.Context, key string, msg *message.Message) error {
+	msg.Metadata.Set(metaRoutingKey, key)
+	return r.gc.Publish(memoryTopic, msg)
+}
+
+func (r *memoryRelay) events() (message.Subscriber, string) { return r.gc, memoryTopic }
+func (r *memoryRelay) ping(context.Context) error           { return nil }
+func (r *memoryRelay) close() error                         { return r.gc.Close() }
+
+// amqpRelay publishes events to a durable topic exchange and consumes this
+// instance's queue, bound to session.# and user.#. The queue is durable and
+// not exclusive, named after the instance, and expires when no one has used
+// it for relayQueueExpires: while this instance reconnects after a broker
+// restart or a dropped connection it keeps collecting events, so none is
+// lost; an instance that is gone for good leaves nothing behind.
+//
+// Publishing and consuming use separate connections, as RabbitMQ advises
+// (flow control blocks publishing connections).
+type amqpRelay struct {
+	cfg      config.Relay
+	queue    string
+	commands string // durable command queue, declared on both connections
+	pubConn  *amqpConn
+	subConn  *amqpConn
+	pub      *amqpPublisher
+	sub      *amqpSubscriber
+	log      *slog.Logger
+}
+
+// dialAMQPRelay connects both connections and declares the topology.
+func dialAMQPRelay(ctx context.Context, cfg config.Relay, instance, commandQueue string, log *slog.Logger, m *metrics) (*amqpRelay, error) {
+	r := &amqpRelay{cfg: cfg, queue: relayQueuePrefix + instance, commands: commandQueue, log: log}
+	pubSetup := func(ch *amqp.Channel) error {
+		if err := declareExchange(ch, cfg.AMQP.Exchange); err != nil {
+			return fmt.Errorf("exchange %s: %w", cfg.AMQP.Exchange, err)
+		}
+		if err := declareCommandQueue(ch, commandQueue); err != nil {
+			return fmt.Errorf("queue %s: %w", commandQueue, err)
+		}
+		return nil
+	}
+	subSetup := func(ch *amqp.Channel) error {
+		if err := pubSetup(ch); err != nil {
+			return err
+		}
+		args := amqp.Table{"x-expires": int64(relayQueueExpires.Milliseconds())}
+		if _, err := ch.QueueDeclare(r.queue, true, false, false, false, args); err != nil {
+			return fmt.Errorf("queue %s: %w", r.queue, err)
+		}
+		for _, key := range []string{bindAllSessions, bindAllUsers} {
+			if err := ch.QueueBind(r.queue, key, cfg.AMQP.Exchange, false, nil); err != nil {
+				return fmt.Errorf("bind %s to %s: %w", r.queue, key, err)
+			}
+		}
+		return nil
+	}
+	var err error
+	r.pubConn, err = dialAMQP(ctx, cfg.AMQP.URL, "chat-service "+instance+" publish", pubSetup, log, m.relayUp("publish"))
+	if err != nil {
+		return nil, err
+	}
+	r.subConn, err = dialAMQP(ctx, cfg.AMQP.URL, "chat-service "+instance+" consume", subSetup, log, m.relayUp("consume"))
+	if err != nil {
+		_ = r.pubConn.Close() // the dial error is the one to report
+		return nil, err
+	}
+	r.pub = &amqpPublisher{conn: r.pubConn}
+	r.sub = newAMQPSubscriber(r.subConn, r.queue, 256, log)
+	return r, nil
+}
+
+func (r *amqpRelay) publish(ctx context.Context, key string, msg *message.Message) error {
+	return r.pub.publish(ctx, r.cfg.AMQP.Exchange, key, msg)
+}
+
+func (r *amqpRelay) events() (message.Subscriber, string) { return r.sub, r.queue }
+
+func (r *amqpRelay) ping(context.Context) error {
+	if _, err := r.pubConn.current(); err != nil {
+		return fmt.Errorf("publish connection: %w", err)
+	}
+	if _, err := r.subConn.current(); err != nil {
+		return fmt.Errorf("consume connection: %w", err)
+	}
+	return nil
+}
+
+// close deletes this instance's queue (best effort: it expires anyway) and
+// closes both connections.
+func (r *amqpRelay) close() error {
+	if conn, err := r.subConn.current(); err == nil {
+		if ch, err := conn.Channel(); err == nil {
+			_, _ = ch.QueueDelete(r.queue, false, false, false) // best effort; x-expires removes it otherwise
+			_ = ch.Close()
+		}
+	}
+	return errors.Join(r.sub.Close(), r.subConn.Close(), r.pubConn.Close())
+}

@@ -1,0 +1,91 @@
+package messaging
+
+import (
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	wmsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// Database drivers, as storage.driver spells them.
+const (
+	driverSQLite   = "sqlite"
+	driverPostgres = "postgres"
+)
+
+// sqlBackend builds watermill-sql publishers and subscribers for one
+// database, with the adapters of its dialect and the chat_* table names.
+type sqlBackend struct {
+	db      *sql.DB
+	driver  string
+	schema  wmsql.SchemaAdapter
+	offsets wmsql.OffsetsAdapter
+	log     watermill.LoggerAdapter
+}
+
+// newSQLBackend returns the backend of driver ("sqlite" or "postgres"). A
+// topic's messages table is named like the topic, its offsets table
+// topic + "_offsets": OutboxTopic is chat_message_outbox.
+func newSQLBackend(db *sql.DB, driver string, batchSize int, log watermill.LoggerAdapter) (*sqlBackend, error) {
+	b := &sqlBackend{db: db, driver: driver, log: log}
+	switch driver {
+	case driverSQLite:
+		b.schema = SQLiteSchema{SubscribeBatchSize: batchSize}
+		b.offsets = SQLiteOffsets{}
+	case driverPostgres:
+		b.schema = wmsql.DefaultPostgreSQLSchema{
+			GenerateMessagesTableName: quoteIdent,
+			GeneratePayloadType:       func(string) string { return "BYTEA" },
+			SubscribeBatchSize:        batchSize,
+		}
+		b.offsets = wmsql.DefaultPostgreSQLOffsetsAdapter{
+			GenerateMessagesOffsetsTableName: func(topic string) string { return quoteIdent(topic + "_offsets") },
+		}
+	default:
+		return nil, fmt.Errorf("messaging: unknown storage driver %q (want sqlite or postgres)", driver)
+	}
+	return b, nil
+}
+
+// publisher writes messages through db, a *sql.DB or the *sql.Tx of the
+// transaction the messages belong to.
+func (b *sqlBackend) publisher(db wmsql.ContextExecutor) (*wmsql.Publisher, error) {
+	return wmsql.NewPublisher(db, wmsql.PublisherConfig{SchemaAdapter: b.schema}, b.log)
+}
+
+// subscriberConfig tunes a subscriber of group.
+type subscriberConfig struct {
+	group       string
+	poll        time.Duration
+	ackDeadline time.Duration // 0: watermill-sql's 30 s
+	initSchema  bool          // create tables on subscribe (tests; production uses migrations)
+}
+
+// subscriber returns a watermill-sql subscriber of the group. PostgreSQL
+// acks in the polling transaction, watermill-sql's own way: its row lock on
+// the group's offsets keeps concurrent instances apart and blocks no other
+// writer. SQLite acks after each message in a transaction of its own
+// (ackingSubscriber): a poll that held SQLite's single write lock while a
+// handler ran would stall every sender, and deadlock a handler that writes.
+func (b *sqlBackend) subscriber(c subscriberConfig) (message.Subscriber, error) {
+	cfg := wmsql.SubscriberConfig{
+		ConsumerGroup:    c.group,
+		PollInterval:     c.poll,
+		ResendInterval:   100 * time.Millisecond,
+		RetryInterval:    time.Second,
+		SchemaAdapter:    b.schema,
+		OffsetsAdapter:   b.offsets,
+		InitializeSchema: c.initSchema,
+	}
+	if c.ackDeadline > 0 {
+		d := c.ackDeadline
+		cfg.AckDeadline = &d
+	}
+	if b.driver == driverPostgres {
+		return wmsql.NewSubscriber(b.db, cfg, b.log)
+	}
+	return newAckingSubscriber(b.db, cfg, b.offsets.(SQLiteOffsets), b.log)
+}
