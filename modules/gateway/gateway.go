@@ -1,0 +1,168 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/gorilla/websocket"
+
+	"github.com/chat-service/chat/config"
+	"github.com/chat-service/chat/modules/auth"
+	"github.com/chat-service/chat/modules/httpserver"
+	"github.com/chat-service/chat/modules/problem"
+	"github.com/chat-service/chat/modules/stomp"
+)
+
+// Authenticator verifies client JWTs; *auth.Verifier is one.
+type Authenticator interface {
+	Verify(token string) (auth.Principal, error)
+}
+
+var _ Authenticator = (*auth.Verifier)(nil)
+
+// Options configure a Gateway. Zero durations take the defaults below.
+type Options struct {
+	Hub      *stomp.Hub
+	Auth     Authenticator
+	Server   config.Server // cors.allowed_origins is the WebSocket origin allow-list
+	Limits   config.Limits
+	Features config.Features
+	Log      *slog.Logger
+
+	WriteWait  time.Duration // deadline of every write; default 10s
+	PongWait   time.Duration // read deadline, pushed forward by every message and pong; default 60s
+	PingPeriod time.Duration // WebSocket pings, shorter than PongWait; default 54s
+	CloseWait  time.Duration // deadline of a close frame; default 1s
+
+	SockJSHeartbeat  time.Duration // SockJS "h" frames; default 25s
+	SockJSDisconnect time.Duration // a SockJS session without a receiving request closes after this; default 5s
+}
+
+func (o *Options) defaults() {
+	if o.WriteWait <= 0 {
+		o.WriteWait = 10 * time.Second
+	}
+	if o.PongWait <= 0 {
+		o.PongWait = 60 * time.Second
+	}
+	if o.PingPeriod <= 0 || o.PingPeriod >= o.PongWait {
+		o.PingPeriod = o.PongWait * 9 / 10
+	}
+	if o.CloseWait <= 0 {
+		o.CloseWait = time.Second
+	}
+	if o.SockJSHeartbeat <= 0 {
+		o.SockJSHeartbeat = 25 * time.Second
+	}
+	if o.SockJSDisconnect <= 0 {
+		o.SockJSDisconnect = 5 * time.Second
+	}
+	if o.Limits.MaxFrameBytes <= 0 {
+		o.Limits.MaxFrameBytes = 65536
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+}
+
+// readLimit bounds one transport message. A message may carry several
+// frames, so it is a few frames' worth; the STOMP decoder enforces
+// limits.max_frame_bytes per frame with an ERROR.
+func (o Options) readLimit() int64 { return 4*int64(o.Limits.MaxFrameBytes) + 1024 }
+
+// Gateway serves STOMP over WebSocket at /ws and over SockJS under /ws/.
+type Gateway struct {
+	o           Options
+	log         *slog.Logger
+	upgrader    *websocket.Upgrader
+	checkOrigin func(*http.Request) bool
+	sockjs      http.Handler
+	closing     atomic.Bool
+}
+
+// New returns a Gateway for o.
+func New(o Options) (*Gateway, error) {
+	if o.Hub == nil || o.Auth == nil {
+		return nil, errors.New("gateway: Hub and Auth are required")
+	}
+	o.defaults()
+	g := &Gateway{o: o, log: o.Log, checkOrigin: httpserver.CheckOrigin(o.Server.CORS.AllowedOrigins)}
+	g.upgrader = &websocket.Upgrader{
+		Subprotocols:    Subprotocols,
+		CheckOrigin:     g.checkOrigin,
+		WriteBufferPool: &sync.Pool{}, // idle connections hold no write buffer
+		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
+			problem.Error(w, status, "invalid_upgrade", reason.Error())
+		},
+	}
+	g.sockjs = g.newSockJS()
+	return g, nil
+}
+
+// Register adds GET /ws and, when features.sockjs is on, the SockJS routes
+// under /ws/ to r.
+func (g *Gateway) Register(r *mux.Router) {
+	r.HandleFunc("/ws", g.serveWebSocket).Methods(http.MethodGet)
+	if g.o.Features.SockJS {
+		r.PathPrefix("/ws/").Handler(g.sockjs)
+	}
+}
+
+// Shutdown stops accepting connections, closes the open ones (a close frame
+// under CloseWait each) and waits for their loops until ctx ends.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.closing.Store(true)
+	return g.o.Hub.Shutdown(ctx)
+}
+
+// upgradePrincipal authenticates a request by the first place that holds a
+// token: the Authorization header, then (when query is set) access_token.
+// An invalid token there is answered 401 and ok is false; no token at all
+// gives a nil principal, leaving authentication to CONNECT.
+func (g *Gateway) upgradePrincipal(w http.ResponseWriter, r *http.Request, header bool) (*stomp.Principal, bool) {
+	var token string
+	switch {
+	case header && r.Header.Get("Authorization") != "":
+		t, ok := auth.BearerToken(r)
+		if !ok {
+			unauthorized(w, "the Authorization header is not a Bearer token")
+			return nil, false
+		}
+		token = t
+	case r.URL.Query().Has("access_token"):
+		token = r.URL.Query().Get("access_token")
+	default:
+		return nil, true
+	}
+	p, err := g.o.Auth.Verify(token)
+	if err != nil {
+		g.log.Info("websocket upgrade refused: invalid token", "remote_addr", r.RemoteAddr)
+		unauthorized(w, "the token is invalid or expired")
+		return nil, false
+	}
+	return &stomp.Principal{UserID: p.UserID, ExpiresAt: p.ExpiresAt}, true
+}
+
+func unauthorized(w http.ResponseWriter, detail string) {
+	problem.Error(w, http.StatusUnauthorized, "unauthorized", detail)
+}
+
+// connectAuth adapts the Authenticator to the STOMP CONNECT check.
+type connectAuth struct{ a Authenticator }
+
+func (c connectAuth) Authenticate(token string) (stomp.Principal, error) {
+	p, err := c.a.Verify(token)
+	if err != nil {
+		return stomp.Principal{}, err
+	}
+	return stomp.Principal{UserID: p.UserID, ExpiresAt: p.ExpiresAt}, nil
+}
+
+// StompAuthenticator verifies STOMP CONNECT tokens with a.
+func StompAuthenticator(a Authenticator) stomp.Authenticator { return connectAuth{a} }

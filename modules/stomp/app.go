@@ -1,0 +1,250 @@
+package stomp
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"math"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/go-stomp/stomp/v3/frame"
+
+	"github.com/chat-service/chat/modules/chat"
+	"github.com/chat-service/chat/modules/problem"
+)
+
+// Destinations a client may SEND to.
+const (
+	AppSend   = "/app/chat.send"
+	AppRead   = "/app/chat.read"
+	AppTyping = "/app/chat.typing"
+)
+
+// onSend handles SEND. handled means it answered the frame itself (RECEIPT
+// or a problem on /user/queue/errors); err is a protocol error.
+func (c *Conn) onSend(f *frame.Frame, receipt string) (handled bool, err error) {
+	dest := f.Header.Get(frame.Destination)
+	switch dest {
+	case AppSend, AppRead, AppTyping:
+	default:
+		if strings.HasPrefix(dest, "/app/") {
+			return false, errPolicy("unknown destination", "no handler for "+truncate(dest, 200))
+		}
+		return false, errPolicy("forbidden destination", "SEND is accepted on /app/chat.send, /app/chat.read and /app/chat.typing only")
+	}
+	if _, ok := f.Header.Contains("transaction"); ok {
+		return false, protocolErr("transactions are not supported", "SEND with a transaction header")
+	}
+	var prob *problem.Problem
+	switch dest {
+	case AppSend:
+		prob = c.appSend(f)
+	case AppRead:
+		prob = c.appRead(f)
+	case AppTyping:
+		prob = c.appTyping(f)
+	}
+	if prob != nil {
+		c.sendProblem(*prob, receipt)
+	} else if receipt != "" {
+		c.receipt(receipt)
+	}
+	return true, nil
+}
+
+func (c *Conn) call() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(c.ctx, c.h.o.CallTimeout)
+}
+
+func (c *Conn) appSend(f *frame.Frame) *problem.Problem {
+	var req chat.SendRequest
+	if p := decodeJSON(f, &req); p != nil {
+		p.ClientMessageID = clientMessageID(f.Body)
+		return p
+	}
+	ctx, cancel := c.call()
+	defer cancel()
+	if err := c.h.o.Chat.CheckSend(ctx, c.user, req); err != nil {
+		p := problemFor(err)
+		p.ClientMessageID = req.ClientMessageID
+		return &p
+	}
+	if err := c.h.o.Commands.Submit(ctx, c.user, req); err != nil {
+		c.lg().Warn("submit send command failed", "session_id", req.SessionID, "error", err)
+		p := problemFor(err)
+		p.ClientMessageID = req.ClientMessageID
+		return &p
+	}
+	return nil
+}
+
+func (c *Conn) appRead(f *frame.Frame) *problem.Problem {
+	var req struct {
+		SessionID string          `json:"sessionId"`
+		Seq       json.RawMessage `json:"seq"`
+	}
+	if p := decodeJSON(f, &req); p != nil {
+		return p
+	}
+	seq, err := strconv.ParseInt(string(req.Seq), 10, 64)
+	if err != nil || seq < 0 {
+		p := problem.New(http.StatusBadRequest, "invalid_seq", "seq must be an integer >= 0")
+		return &p
+	}
+	ctx, cancel := c.call()
+	defer cancel()
+	if err := c.h.o.Chat.MarkRead(ctx, c.user, req.SessionID, seq); err != nil {
+		p := problemFor(err)
+		return &p
+	}
+	return nil
+}
+
+func (c *Conn) appTyping(f *frame.Frame) *problem.Problem {
+	var req struct {
+		SessionID string `json:"sessionId"`
+	}
+	if p := decodeJSON(f, &req); p != nil {
+		return p
+	}
+	if !c.h.o.Features.Typing || !c.typing.Allow() {
+		return nil // typing is transient: off, or over this connection's rate, it is dropped quietly
+	}
+	ctx, cancel := c.call()
+	defer cancel()
+	if err := c.h.o.Chat.Typing(ctx, c.user, req.SessionID); err != nil {
+		p := problemFor(err)
+		return &p
+	}
+	return nil
+}
+
+// sendProblem delivers a problem document to this connection's
+// /user/queue/errors subscriptions, with the SEND's receipt as receipt-id.
+func (c *Conn) sendProblem(p problem.Problem, receipt string) {
+	body, err := json.Marshal(p)
+	if err != nil {
+		c.lg().Error("encode problem", "error", err)
+		return
+	}
+	pl := &payload{body: body, contentType: contentProblem, queue: destErrors, isError: true}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.queues[destErrors]) == 0 {
+		c.lg().Debug("problem not delivered: no /user/queue/errors subscription", "code", p.Code)
+	}
+	for _, s := range c.queues[destErrors] {
+		c.push(&outItem{kind: kindMessage, sub: s, p: pl, receipt: receipt}, 0)
+	}
+}
+
+// decodeJSON strictly decodes a SEND body: application/json (or no
+// content-type), valid UTF-8, one JSON object, no unknown fields.
+func decodeJSON(f *frame.Frame, v any) *problem.Problem {
+	if ct := f.Header.Get(frame.ContentType); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || mt != "application/json" {
+			p := problem.New(http.StatusUnsupportedMediaType, "unsupported_media_type", "the body must be application/json")
+			return &p
+		}
+	}
+	if !utf8.Valid(f.Body) {
+		p := problem.New(http.StatusBadRequest, "invalid_json", "the body is not valid UTF-8")
+		return &p
+	}
+	dec := json.NewDecoder(bytes.NewReader(f.Body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			p := problem.New(http.StatusBadRequest, "unknown_field", "unknown field "+name)
+			return &p
+		}
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			p := problem.New(http.StatusBadRequest, "invalid_"+snake(te.Field), te.Field+" has the wrong type")
+			return &p
+		}
+		p := problem.New(http.StatusBadRequest, "invalid_json", "the body is not a JSON object")
+		return &p
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		p := problem.New(http.StatusBadRequest, "invalid_json", "trailing data after the JSON object")
+		return &p
+	}
+	return nil
+}
+
+// clientMessageID digs the clientMessageId out of a body that failed to
+// decode, so that the problem can still name the message.
+func clientMessageID(body []byte) string {
+	var v struct {
+		ClientMessageID string `json:"clientMessageId"`
+	}
+	_ = json.Unmarshal(body, &v) // best effort: a body that does not parse simply has none
+	if len(v.ClientMessageID) > 64 {
+		return ""
+	}
+	return v.ClientMessageID
+}
+
+// snake turns a JSON field name (clientMessageId) into an API code suffix
+// (client_message_id).
+func snake(s string) string {
+	var b strings.Builder
+	for i, r := range s {
+		if r >= 'A' && r <= 'Z' {
+			if i > 0 {
+				b.WriteByte('_')
+			}
+			r += 'a' - 'A'
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// problemFor maps a domain error to the problem the REST edge would answer.
+func problemFor(err error) problem.Problem {
+	var ce *chat.Error
+	if errors.As(err, &ce) {
+		p := problem.New(statusFor(ce.Kind), ce.Code, ce.Detail)
+		if errors.Is(ce.Kind, chat.ErrRateLimited) {
+			p.RetryAfter = max(1, int(math.Ceil(ce.RetryAfter.Seconds())))
+		}
+		return p
+	}
+	switch st := statusFor(err); st {
+	case http.StatusNotFound:
+		return problem.New(st, "session_not_found", "no such session")
+	case http.StatusTooManyRequests:
+		p := problem.New(st, "rate_limited", "too many sends; retry later")
+		p.RetryAfter = 1
+		return p
+	case http.StatusServiceUnavailable:
+		return problem.New(st, "unavailable", "the service cannot take the request now; retry later")
+	default:
+		return problem.New(st, strings.ReplaceAll(strings.ToLower(http.StatusText(st)), " ", "_"), err.Error())
+	}
+}
+
+func statusFor(err error) int {
+	switch {
+	case errors.Is(err, chat.ErrInvalid):
+		return http.StatusBadRequest
+	case errors.Is(err, chat.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, chat.ErrForbidden):
+		return http.StatusForbidden
+	case errors.Is(err, chat.ErrTooLarge):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, chat.ErrRateLimited):
+		return http.StatusTooManyRequests
+	}
+	return http.StatusServiceUnavailable
+}

@@ -1,0 +1,316 @@
+package stomp
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-stomp/stomp/v3/frame"
+	"golang.org/x/time/rate"
+)
+
+// Conn is one STOMP connection: a reader loop that parses and handles
+// client frames, a writer loop that drains the bounded outbound queue, and
+// the subscriptions the Hub delivers into.
+type Conn struct {
+	h      *Hub
+	t      Transport
+	id     uint64
+	opts   ConnOptions
+	ctx    context.Context
+	cancel context.CancelFunc
+	logp   atomic.Pointer[slog.Logger] // narrowed with user_id at CONNECT
+	q      *outQueue
+
+	// Reader loop only (user is also read by deliveries, which see the
+	// connection only after it is registered under that user).
+	dec         *Decoder
+	connected   bool
+	version     Version
+	user        string
+	registeredUser string // the users registry key, removed on cleanup
+	participant map[string]bool // positive participation answers, per session
+	typing      *rate.Limiter
+	nsubs       int
+
+	mu     sync.Mutex // guards subscriptions and their delivery state
+	subs   map[string]*subscription
+	topics map[string][]*subscription // session id → its topic subscriptions
+	queues [destErrors + 1][]*subscription
+	gone   bool // cleaned up: deliveries are ignored
+
+	lastRead     atomic.Int64 // unix nanoseconds of the last inbound byte
+	partialSince atomic.Int64 // unix nanoseconds since an incomplete frame is buffered; 0 none
+	writerDone   chan struct{}
+}
+
+func newConn(ctx context.Context, h *Hub, t Transport, opts ConnOptions) *Conn {
+	ctx, cancel := context.WithCancel(ctx)
+	id := h.nextID.Add(1)
+	c := &Conn{
+		h: h, t: t, id: id, opts: opts, ctx: ctx, cancel: cancel,
+		q:          newOutQueue(h.o.Limits.OutboundQueue, h.o.QueueBytes),
+		dec:        NewDecoder(h.o.Limits.MaxFrameBytes),
+		version:    V10,
+		subs:       make(map[string]*subscription),
+		topics:     make(map[string][]*subscription),
+		writerDone: make(chan struct{}),
+	}
+	c.logp.Store(h.log.With("conn_id", id, "transport", opts.Transport))
+	c.lastRead.Store(time.Now().UnixNano())
+	return c
+}
+
+func (c *Conn) lg() *slog.Logger { return c.logp.Load() }
+
+// run starts the writer and runs the reader in the calling goroutine.
+func (c *Conn) run() {
+	go c.writeLoop()
+	c.readLoop()
+	<-c.writerDone
+	c.cancel()
+}
+
+func (c *Conn) readLoop() {
+	for {
+		data, err := c.t.Read()
+		if err != nil {
+			switch {
+			case errors.Is(err, ErrBinaryMessage):
+				c.fail(&ProtocolError{Message: "binary message", Detail: ErrBinaryMessage.Error(), Code: CloseProtocolError}, "")
+			case errors.Is(err, ErrMessageTooLarge):
+				c.fail(errTooLarge(c.h.o.Limits.MaxFrameBytes), "")
+			default:
+				c.q.abortNow() // the peer is gone or the writer closed the transport
+			}
+			return
+		}
+		now := time.Now().UnixNano()
+		c.lastRead.Store(now)
+		c.dec.Write(data)
+		for {
+			f, err := c.dec.Next()
+			if err != nil {
+				c.fail(err, "")
+				return
+			}
+			if f == nil {
+				break
+			}
+			if done := c.handle(f); done {
+				return
+			}
+		}
+		if !c.dec.Pending() {
+			c.partialSince.Store(0)
+		} else if c.partialSince.Load() == 0 {
+			c.partialSince.Store(now)
+			c.q.wake() // the writer times the incomplete frame
+		}
+	}
+}
+
+// fail ends the connection with an ERROR frame for err.
+func (c *Conn) fail(err error, receipt string) {
+	var pe *ProtocolError
+	if !errors.As(err, &pe) {
+		pe = &ProtocolError{Message: "internal error", Code: 1011}
+		c.lg().Error("stomp connection failed", "error", err)
+	} else {
+		c.lg().Info("stomp protocol error", "reason", pe.Message, "detail", pe.Detail)
+	}
+	c.q.closeWith(&outItem{kind: kindError, msg: pe.Message, detail: pe.Detail, code: pe.Code, receipt: receipt}, false)
+}
+
+// handle processes one client frame; done means the reader stops.
+func (c *Conn) handle(f *frame.Frame) (done bool) {
+	if in := c.h.m.in[f.Command]; in != nil {
+		in.Inc()
+	}
+	receipt, _ := f.Header.Contains(frame.Receipt)
+	if !c.connected {
+		if f.Command != frame.CONNECT && f.Command != frame.STOMP {
+			c.fail(protocolErr("expected CONNECT", "the first frame must be CONNECT or STOMP, got %s", f.Command), receipt)
+			return true
+		}
+		if err := c.onConnect(f); err != nil {
+			c.fail(err, receipt)
+			return true
+		}
+		return false
+	}
+	var err error
+	switch f.Command {
+	case frame.SEND:
+		var handled bool
+		handled, err = c.onSend(f, receipt)
+		if err == nil && handled {
+			return false // onSend answered (RECEIPT or a problem) itself
+		}
+	case frame.SUBSCRIBE:
+		err = c.onSubscribe(f)
+	case frame.UNSUBSCRIBE:
+		err = c.onUnsubscribe(f)
+	case frame.ACK, frame.NACK:
+		// Every subscription is ack:auto in effect; ACK and NACK are accepted and ignored.
+	case frame.DISCONNECT:
+		if receipt != "" {
+			c.receipt(receipt)
+		}
+		c.q.closeWith(&outItem{kind: kindClose, code: CloseNormal, reason: "disconnect"}, false)
+		return true
+	case frame.BEGIN, frame.COMMIT, frame.ABORT:
+		err = protocolErr("transactions are not supported", "%s is not supported by this server", f.Command)
+	case frame.CONNECT, frame.STOMP:
+		err = protocolErr("already connected", "a second %s on one connection", f.Command)
+	default:
+		err = protocolErr("unexpected frame", "%s is a server frame", f.Command)
+	}
+	if err != nil {
+		c.fail(err, receipt)
+		return true
+	}
+	if receipt != "" {
+		c.receipt(receipt)
+	}
+	return false
+}
+
+// receipt queues a RECEIPT; a consumer too slow to take it is disconnected.
+func (c *Conn) receipt(id string) {
+	c.push(&outItem{kind: kindReceipt, receipt: id}, 0)
+}
+
+// push queues it and disconnects a slow consumer. The caller may hold c.mu.
+func (c *Conn) push(it *outItem, extra int) {
+	switch c.q.push(it, extra) {
+	case overflow:
+		c.slowConsumer()
+	case dropped:
+		if it.transient() {
+			c.h.m.droppedTyping.Inc()
+		}
+	}
+}
+
+// slowConsumer replaces the backlog with an ERROR and closes the connection.
+func (c *Conn) slowConsumer() {
+	if c.q.closeWith(&outItem{kind: kindError, msg: "slow consumer",
+		detail: "the outbound queue is full; the client does not read fast enough", code: CloseTryAgainLater}, true) {
+		c.h.m.slowConsumers.Inc()
+		c.lg().Info("slow consumer disconnected")
+	}
+}
+
+type connectedInfo struct {
+	version Version
+	hbOut   time.Duration // the server sends a heart-beat after this much silence; 0 never
+	hbIn    time.Duration // the client must send something at least this often; 0 unchecked
+	expires time.Time
+	header  *frame.Header
+}
+
+func (c *Conn) onConnect(f *frame.Frame) error {
+	accept, present := f.Header.Contains(frame.AcceptVersion)
+	v, ok := negotiateVersion(accept, present)
+	if !ok {
+		return protocolErr("unsupported version", "this server speaks STOMP %s", SupportedVersions)
+	}
+	c.version = v
+	c.dec.SetVersion(v)
+
+	var p Principal
+	if c.opts.Principal != nil {
+		p = *c.opts.Principal
+	} else {
+		token := bearer(f.Header)
+		if token == "" {
+			return errPolicy("unauthorized", "no token: send Authorization: Bearer <jwt> in CONNECT")
+		}
+		var err error
+		if p, err = c.h.o.Auth.Authenticate(token); err != nil {
+			return errPolicy("unauthorized", "the token is invalid or expired")
+		}
+	}
+	if !p.ExpiresAt.IsZero() && !time.Now().Before(p.ExpiresAt) {
+		return errPolicy("token expired", "the token has expired; reconnect with a fresh one")
+	}
+	cx, cy := time.Duration(0), time.Duration(0)
+	if hb, ok := f.Header.Contains(frame.HeartBeat); ok && v > V10 {
+		var err error
+		if cx, cy, err = frame.ParseHeartBeat(strings.TrimSpace(hb)); err != nil {
+			return protocolErr("invalid heart-beat", "heart-beat must be two non-negative integers, e.g. 10000,10000")
+		}
+	}
+	info := &connectedInfo{version: v, expires: p.ExpiresAt}
+	lim := c.h.o.Limits
+	sx, sy := time.Duration(0), time.Duration(0)
+	if cy > 0 { // the client wants heart-beats from us
+		sx = min(max(cy, lim.HeartbeatMin), lim.HeartbeatMax)
+		info.hbOut = sx
+	}
+	if cx > 0 { // the client can send heart-beats
+		sy = min(max(cx, lim.HeartbeatMin), lim.HeartbeatMax)
+		info.hbIn = max(cx, sy)
+	}
+	c.user = p.UserID
+	c.logp.Store(c.lg().With("user_id", c.user))
+	if !c.h.users.add(c.user, c, lim.MaxConnsPerUser) {
+		return errPolicy("too many connections", "this user has the maximum number of connections open")
+	}
+	c.registeredUser = p.UserID
+	c.connected = true
+	c.lastRead.Store(time.Now().UnixNano())
+	c.typing = rate.NewLimiter(rate.Every(c.h.o.TypingEvery), 3)
+	info.header = frame.NewHeader(
+		frame.Version, v.String(),
+		frame.HeartBeat, fmtMillis(sx)+","+fmtMillis(sy),
+		frame.Server, c.h.o.Server,
+		"user-name", p.UserID,
+		frame.Session, formatUint(c.id),
+	)
+	c.q.pushControl(&outItem{kind: kindConnected, connected: info})
+	c.lg().Debug("stomp connected", "version", v.String())
+	return nil
+}
+
+// bearer takes the token from a CONNECT's Authorization header, with or
+// without the "Bearer " scheme.
+func bearer(h *frame.Header) string {
+	v, ok := h.Contains("Authorization")
+	if !ok {
+		v = h.Get("authorization")
+	}
+	v = strings.TrimSpace(v)
+	if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
+		v = strings.TrimSpace(v[7:])
+	}
+	return v
+}
+
+// cleanup removes the connection from the Hub once both loops have exited.
+func (c *Conn) cleanup() {
+	c.mu.Lock()
+	c.gone = true
+	sessions := make([]string, 0, len(c.topics))
+	for sid := range c.topics {
+		sessions = append(sessions, sid)
+	}
+	n := len(c.subs)
+	for _, s := range c.subs {
+		s.active.Store(false)
+	}
+	c.subs, c.topics = nil, nil
+	c.mu.Unlock()
+	for _, sid := range sessions {
+		c.h.sessions.remove(sid, c)
+	}
+	if c.registeredUser != "" {
+		c.h.users.remove(c.registeredUser, c)
+	}
+	c.h.m.subscriptions.Sub(float64(n))
+}

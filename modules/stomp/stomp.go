@@ -1,0 +1,117 @@
+// Package stomp is the STOMP 1.0/1.1/1.2 side of the real-time gateway: the
+// frame codec (go-stomp's frame types, a bounded re-assembling decoder), the
+// per-connection state machine with its reader and writer loops, the
+// destination rules of API.md and the Hub that fans relay events out to
+// local subscriptions. It never touches a socket: WebSocket and SockJS
+// carriers (package gateway) and test fakes (stomptest) implement Transport.
+package stomp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/chat-service/chat/modules/chat"
+)
+
+// Transport carries STOMP bytes for one connection.
+type Transport interface {
+	// Read blocks for the next inbound message. Only the reader loop calls
+	// it. A binary message is reported as ErrBinaryMessage, a message over
+	// the carrier's own limit as ErrMessageTooLarge; any other error ends
+	// the connection without a reply.
+	Read() ([]byte, error)
+	// Write sends one outbound message: an encoded frame or a heart-beat
+	// EOL. Only the writer loop calls it; p is not retained. Write sets its
+	// own deadline, so that a peer that does not read cannot block it.
+	Write(p []byte) error
+	// Ping sends a carrier-level keep-alive (a WebSocket ping), or does
+	// nothing. Only the writer loop calls it.
+	Ping() error
+	// Close closes the carrier, sending code and reason where it can
+	// (WebSocket close codes). It must unblock a pending Read and be
+	// idempotent. Only the writer loop calls it.
+	Close(code int, reason string) error
+}
+
+// WebSocket close codes used when a connection ends.
+const (
+	CloseNormal        = 1000
+	CloseGoingAway     = 1001
+	CloseProtocolError = 1002
+	ClosePolicy        = 1008
+	CloseTooBig        = 1009
+	CloseTryAgainLater = 1013
+)
+
+// Errors a Transport's Read reports for messages STOMP cannot take.
+var (
+	ErrBinaryMessage   = errors.New("binary messages are not supported; send STOMP frames as text")
+	ErrMessageTooLarge = errors.New("message too large")
+)
+
+// Principal is the authenticated user of a connection.
+type Principal struct {
+	UserID    string
+	ExpiresAt time.Time // zero: never expires
+}
+
+// Authenticator verifies a bearer token taken from a CONNECT frame.
+type Authenticator interface {
+	Authenticate(token string) (Principal, error)
+}
+
+// AuthenticatorFunc adapts a function to Authenticator.
+type AuthenticatorFunc func(token string) (Principal, error)
+
+// Authenticate implements Authenticator.
+func (f AuthenticatorFunc) Authenticate(token string) (Principal, error) { return f(token) }
+
+// Chat is the part of chat.Service the gateway calls.
+type Chat interface {
+	CheckSend(ctx context.Context, userID string, req chat.SendRequest) error
+	MarkRead(ctx context.Context, userID, sessionID string, seq int64) error
+	Typing(ctx context.Context, userID, sessionID string) error
+	IsParticipant(ctx context.Context, sessionID, userID string) (bool, error)
+	Replay(ctx context.Context, userID, sessionID string, afterSeq int64) ([]chat.Message, bool, error)
+}
+
+var _ Chat = (*chat.Service)(nil)
+
+// Commands accepts sends into the durable command queue; Submit returns
+// once the command is durably queued.
+type Commands interface {
+	Submit(ctx context.Context, userID string, req chat.SendRequest) error
+}
+
+// ProtocolError is a client mistake that ends the connection with an ERROR
+// frame: Message goes into the message header, Detail into the body.
+type ProtocolError struct {
+	Message string
+	Detail  string
+	Code    int // WebSocket close code after the ERROR
+}
+
+func (e *ProtocolError) Error() string {
+	if e.Detail == "" {
+		return e.Message
+	}
+	return e.Message + ": " + e.Detail
+}
+
+func protocolErr(msg, format string, args ...any) *ProtocolError {
+	return &ProtocolError{Message: msg, Detail: fmt.Sprintf(format, args...), Code: CloseProtocolError}
+}
+
+func errMalformed(detail string) *ProtocolError {
+	return &ProtocolError{Message: "malformed frame", Detail: detail, Code: CloseProtocolError}
+}
+
+func errTooLarge(max int) *ProtocolError {
+	return &ProtocolError{Message: "frame too large", Detail: fmt.Sprintf("the limit is %d bytes", max), Code: CloseTooBig}
+}
+
+func errPolicy(msg, detail string) *ProtocolError {
+	return &ProtocolError{Message: msg, Detail: detail, Code: ClosePolicy}
+}

@@ -1,0 +1,303 @@
+package stomp
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"sync/atomic"
+
+	"github.com/go-stomp/stomp/v3/frame"
+
+	"github.com/chat-service/chat/modules/chat"
+)
+
+// Destinations a client may subscribe to (API.md, "WebSocket and STOMP").
+const (
+	TopicSessionPrefix = "/topic/session."
+	QueueMessages      = "/user/queue/messages"
+	QueueEvents        = "/user/queue/events"
+	QueueErrors        = "/user/queue/errors"
+)
+
+type destKind uint8
+
+const (
+	destTopic destKind = iota + 1
+	destMessages
+	destEvents
+	destErrors
+)
+
+// subscription is one SUBSCRIBE. id, dest, kind and sessionID never change;
+// the rest is guarded by Conn.mu.
+type subscription struct {
+	id        string
+	dest      string
+	kind      destKind
+	sessionID string
+	active    atomic.Bool // false once unsubscribed: queued frames are skipped
+
+	lastSeq   int64            // topic: highest message seq delivered
+	seqs      map[string]int64 // /user/queue/messages: highest seq per session
+	replaying bool             // since-seq replay running: live events wait in pending
+	pending   []*payload
+}
+
+func (c *Conn) onSubscribe(f *frame.Frame) error {
+	dest := f.Header.Get(frame.Destination)
+	if dest == "" {
+		return protocolErr("missing destination", "SUBSCRIBE needs a destination header")
+	}
+	id := f.Header.Get(frame.Id)
+	if id == "" {
+		if c.version > V10 {
+			return protocolErr("missing id", "SUBSCRIBE needs an id header")
+		}
+		id = dest // STOMP 1.0 made id optional
+	}
+	switch f.Header.Get(frame.Ack) {
+	case "", "auto", "client", "client-individual":
+		// Accepted; delivery is ack:auto in effect.
+	default:
+		return protocolErr("invalid ack", "ack must be auto, client or client-individual")
+	}
+	if _, dup := c.subs[id]; dup {
+		return protocolErr("duplicate subscription id", "subscription id %q is already in use", id)
+	}
+	if c.nsubs >= c.h.o.Limits.MaxSubscriptions {
+		return errPolicy("too many subscriptions", "at most "+strconv.Itoa(c.h.o.Limits.MaxSubscriptions)+" per connection")
+	}
+	sub := &subscription{id: id, dest: dest}
+	switch dest {
+	case QueueMessages:
+		sub.kind = destMessages
+	case QueueEvents:
+		sub.kind = destEvents
+	case QueueErrors:
+		sub.kind = destErrors
+	default:
+		sid, ok := strings.CutPrefix(dest, TopicSessionPrefix)
+		if !ok {
+			return errPolicy("unknown destination", "cannot subscribe to "+truncate(dest, 200))
+		}
+		sub.kind, sub.sessionID = destTopic, sid
+		if err := c.authorizeSession(sid); err != nil {
+			return err
+		}
+	}
+	since := int64(-1)
+	if s, ok := f.Header.Contains("since-seq"); ok && sub.kind == destTopic {
+		n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+		if err != nil || n < 0 {
+			return protocolErr("invalid since-seq", "since-seq must be an integer >= 0")
+		}
+		since = n
+		sub.replaying, sub.lastSeq = true, n
+	}
+	c.addSub(sub)
+	if since >= 0 {
+		return c.replay(sub, since)
+	}
+	return nil
+}
+
+// authorizeSession checks participation once per connection and session.
+func (c *Conn) authorizeSession(sid string) error {
+	if c.participant[sid] {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, c.h.o.CallTimeout)
+	defer cancel()
+	ok, err := c.h.o.Chat.IsParticipant(ctx, sid, c.user)
+	if err != nil {
+		c.lg().Warn("participant check failed", "session_id", sid, "error", err)
+		return &ProtocolError{Message: "unavailable", Detail: "cannot check the subscription now; retry later", Code: CloseTryAgainLater}
+	}
+	if !ok {
+		// The same answer for an unknown session and a foreign one: existence is not leaked.
+		return errPolicy("forbidden destination", "no such session, or not a participant")
+	}
+	if c.participant == nil {
+		c.participant = make(map[string]bool)
+	}
+	c.participant[sid] = true
+	return nil
+}
+
+func (c *Conn) addSub(sub *subscription) {
+	sub.active.Store(true)
+	c.mu.Lock()
+	c.subs[sub.id] = sub
+	first := false
+	if sub.kind == destTopic {
+		first = len(c.topics[sub.sessionID]) == 0
+		c.topics[sub.sessionID] = append(c.topics[sub.sessionID], sub)
+	} else {
+		c.queues[sub.kind] = append(c.queues[sub.kind], sub)
+	}
+	c.mu.Unlock()
+	if first {
+		c.h.sessions.add(sub.sessionID, c, 0)
+	}
+	c.nsubs++
+	c.h.m.subscriptions.Inc()
+}
+
+func (c *Conn) onUnsubscribe(f *frame.Frame) error {
+	id := f.Header.Get(frame.Id)
+	if id == "" {
+		if c.version > V10 {
+			return protocolErr("missing id", "UNSUBSCRIBE needs an id header")
+		}
+		id = f.Header.Get(frame.Destination)
+	}
+	if sub := c.subs[id]; sub != nil {
+		c.removeSub(sub)
+	}
+	return nil // an unknown id is not an error: the goal, no such subscription, holds
+}
+
+func (c *Conn) removeSub(sub *subscription) {
+	sub.active.Store(false)
+	c.mu.Lock()
+	delete(c.subs, sub.id)
+	last := false
+	if sub.kind == destTopic {
+		c.topics[sub.sessionID] = without(c.topics[sub.sessionID], sub)
+		if len(c.topics[sub.sessionID]) == 0 {
+			delete(c.topics, sub.sessionID)
+			last = true
+		}
+	} else {
+		c.queues[sub.kind] = without(c.queues[sub.kind], sub)
+	}
+	c.mu.Unlock()
+	if last {
+		c.h.sessions.remove(sub.sessionID, c)
+	}
+	c.nsubs--
+	c.h.m.subscriptions.Dec()
+}
+
+func without(subs []*subscription, s *subscription) []*subscription {
+	out := subs[:0]
+	for _, x := range subs {
+		if x != s {
+			out = append(out, x)
+		}
+	}
+	clear(subs[len(out):])
+	return out
+}
+
+// replay runs a since-seq recovery: live events for the session are held
+// in sub.pending while the missed messages are read, then the replayed
+// messages and the held events leave in seq order with duplicates dropped.
+// The SUBSCRIBE's RECEIPT, queued by the caller, follows them.
+func (c *Conn) replay(sub *subscription, since int64) error {
+	ctx, cancel := context.WithTimeout(c.ctx, c.h.o.CallTimeout)
+	msgs, resync, err := c.h.o.Chat.Replay(ctx, c.user, sub.sessionID, since)
+	cancel()
+	if err != nil {
+		c.removeSub(sub)
+		c.lg().Warn("replay failed", "session_id", sub.sessionID, "error", err)
+		return &ProtocolError{Message: "unavailable", Detail: "cannot replay the session now; retry later", Code: CloseTryAgainLater}
+	}
+	var replayed []*payload
+	if resync {
+		from := since
+		p, err := newPayload(&chat.Event{Type: chat.EventResync, SessionID: sub.sessionID, FromSeq: &from})
+		if err != nil {
+			return err
+		}
+		replayed = append(replayed, p)
+	} else {
+		replayed = make([]*payload, 0, len(msgs))
+		for i := range msgs {
+			p, err := newPayload(&chat.Event{Type: chat.EventMessage, SessionID: sub.sessionID, Message: &msgs[i]})
+			if err != nil {
+				return err
+			}
+			replayed = append(replayed, p)
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	extra := c.h.o.Recovery.MaxMessages + len(sub.pending) + 1
+	sub.replaying = false
+	for _, p := range replayed {
+		c.deliverSubLocked(sub, p, extra)
+	}
+	for _, p := range sub.pending {
+		c.deliverSubLocked(sub, p, extra)
+	}
+	sub.pending = nil
+	return nil
+}
+
+// deliverTopic delivers a session event to this connection's topic
+// subscriptions of that session.
+func (c *Conn) deliverTopic(p *payload) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gone || (p.except != "" && p.except == c.user) {
+		return
+	}
+	for _, s := range c.topics[p.sessionID] {
+		c.deliverSubLocked(s, p, 0)
+	}
+}
+
+// deliverUser delivers an event to this connection's /user/queue/* subscriptions.
+func (c *Conn) deliverUser(p *payload) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gone {
+		return
+	}
+	for _, s := range c.queues[p.queue] {
+		c.deliverSubLocked(s, p, 0)
+	}
+}
+
+// deliverSubLocked queues p for one subscription, in seq order: a message
+// at or below the highest seq already delivered there is a duplicate.
+func (c *Conn) deliverSubLocked(s *subscription, p *payload, extra int) {
+	if s.replaying {
+		if len(s.pending) >= c.h.o.Limits.OutboundQueue {
+			if p.transient {
+				c.h.m.droppedTyping.Inc()
+			} else {
+				c.slowConsumer()
+			}
+			return
+		}
+		s.pending = append(s.pending, p)
+		return
+	}
+	if p.seq > 0 {
+		switch s.kind {
+		case destTopic:
+			if p.seq <= s.lastSeq {
+				return
+			}
+			s.lastSeq = p.seq
+		case destMessages:
+			if s.seqs == nil {
+				s.seqs = make(map[string]int64)
+			}
+			if p.seq <= s.seqs[p.sessionID] {
+				return
+			}
+			s.seqs[p.sessionID] = p.seq
+		}
+	}
+	c.push(&outItem{kind: kindMessage, sub: s, p: p}, extra)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
