@@ -1,0 +1,54 @@
+// Package platform turns a Config into the fx options of the service: the
+// one place where backends, features and the profile plugin are chosen.
+// Reading Options tells a newcomer what runs.
+package platform
+
+import (
+	"time"
+
+	"go.uber.org/fx"
+
+	"github.com/chat-service/chat/config"
+	"github.com/chat-service/chat/modules/auth"
+	"github.com/chat-service/chat/modules/chat"
+	"github.com/chat-service/chat/modules/gateway"
+	"github.com/chat-service/chat/modules/httpserver"
+	"github.com/chat-service/chat/modules/logging"
+	"github.com/chat-service/chat/modules/messaging"
+	"github.com/chat-service/chat/modules/profiles"
+	"github.com/chat-service/chat/modules/rest"
+	"github.com/chat-service/chat/modules/store"
+)
+
+// Options assembles the application cfg describes. It fails, naming the key,
+// when cfg asks for something this binary cannot provide (an unknown plugin).
+func Options(cfg config.Config) ([]fx.Option, error) {
+	if err := profiles.Validate(cfg.Profiles); err != nil {
+		return nil, err
+	}
+	opts := []fx.Option{
+		// Each module takes only its own section.
+		fx.Supply(cfg.Server, cfg.Auth, cfg.Storage, cfg.Relay, cfg.Outbox, cfg.Commands,
+			cfg.Features, cfg.Recovery, cfg.Limits, cfg.Profiles, cfg.Log),
+		fx.StopTimeout(cfg.Server.ShutdownTimeout + 5*time.Second),
+
+		logging.Module,    // *slog.Logger from log.*, fx events through it
+		httpserver.Module, // router, middleware, /healthz /readyz /metrics, listener
+		auth.Module,       // client JWTs; POST /api/dev/token when auth.dev.enabled
+
+		store.Module,                  // storage.driver: sqlite | postgres, migrations at start
+		profiles.Module(cfg.Profiles), // profiles.provider plugin behind cache + breaker
+		chat.Module,                   // the domain rules
+		rest.Module,                   // /api/chat/*
+
+		// relay.driver: memory | amqp; the outbox, its forwarder, the relay
+		// subscriber feeding the local hub and the chat.send command queue.
+		messaging.Module,
+		fx.Provide(func(s *chat.Service) messaging.Sender { return s }),
+
+		// STOMP at /ws (and SockJS when features.sockjs); its hub receives
+		// every relay event and feeds local subscriptions.
+		gateway.Module,
+	}
+	return opts, nil
+}
