@@ -35,23 +35,23 @@ func main() {
 
 	cfg, err := config.Load(config.Source{File: *path, FileRequired: explicit, Set: sets})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(os.Stderr, oneLine(err))
 		os.Exit(1)
 	}
 	opts, err := platform.Options(cfg)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(os.Stderr, oneLine(err))
 		os.Exit(1)
 	}
 	app := fx.New(opts...)
 	if err := app.Err(); err != nil {
-		fmt.Fprintln(os.Stderr, "chat:", err)
+		fmt.Fprintln(os.Stderr, "chat:", oneLine(err))
 		os.Exit(1)
 	}
 	startCtx, cancel := context.WithTimeout(context.Background(), app.StartTimeout())
 	defer cancel()
 	if err := app.Start(startCtx); err != nil {
-		fmt.Fprintln(os.Stderr, "chat: start:", err)
+		fmt.Fprintln(os.Stderr, "chat: start:", oneLine(err))
 		os.Exit(1)
 	}
 	sig := <-app.Wait() // SIGINT or SIGTERM
@@ -62,4 +62,11 @@ func main() {
 		os.Exit(1)
 	}
 	os.Exit(sig.ExitCode)
+}
+
+// oneLine keeps a start-up failure to the one line operators and scripts
+// read: drivers (pgx) spread multi-address errors over several lines.
+func oneLine(err error) string {
+	s := strings.ReplaceAll(err.Error(), "\n\t", "; ")
+	return strings.ReplaceAll(s, "\n", " ")
 }
