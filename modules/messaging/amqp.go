@@ -24,7 +24,12 @@ import (
 
 var errNotConnected = errors.New("not connected to RabbitMQ")
 
-var marshaler = wmamqp.DefaultMarshaler{}
+// Commands are persistent (they must survive a broker restart); relay
+// events are transient, see amqpRelay.
+var (
+	marshaler          = wmamqp.DefaultMarshaler{}
+	transientMarshaler = wmamqp.DefaultMarshaler{NotPersistentDeliveryMode: true}
+)
 
 // amqpConn keeps one connection to RabbitMQ: it dials, runs setup (declares
 // the topology it depends on) on every new connection before handing it out,
@@ -243,8 +248,12 @@ func (p *amqpPublisher) channel() (*amqp.Channel, error) {
 
 // publish sends msg to exchange with key and returns once RabbitMQ has
 // confirmed it (for a persistent message to a durable queue: written to disk).
-func (p *amqpPublisher) publish(ctx context.Context, exchange, key string, msg *message.Message) error {
-	pub, err := marshaler.Marshal(msg)
+func (p *amqpPublisher) publish(ctx context.Context, exchange, key string, msg *message.Message, persistent bool) error {
+	m := transientMarshaler
+	if persistent {
+		m = marshaler
+	}
+	pub, err := m.Marshal(msg)
 	if err != nil {
 		return fmt.Errorf("marshal message %s: %w", msg.UUID, err)
 	}
@@ -330,14 +339,24 @@ func (s *amqpSubscriber) consume(ctx context.Context, out chan<- *message.Messag
 	if err != nil {
 		return fmt.Errorf("open channel: %w", err)
 	}
-	defer func() { _ = ch.Close() }() // the channel may already be gone with its connection
 	if err := ch.Qos(s.prefetch, 0, false); err != nil {
+		_ = ch.Close() // the Qos error is the one to report
 		return fmt.Errorf("set prefetch: %w", err)
 	}
-	deliveries, err := ch.ConsumeWithContext(ctx, s.queue, "", false, false, false, false, nil)
+	deliveries, err := ch.Consume(s.queue, "", false, false, false, false, nil)
 	if err != nil {
+		_ = ch.Close() // the consume error is the one to report
 		return fmt.Errorf("consume %s: %w", s.queue, err)
 	}
+	defer func() {
+		// Prefetched deliveries must be drained, or the client blocks and
+		// Close never completes; RabbitMQ requeues the unacked ones.
+		go func() {
+			for range deliveries {
+			}
+		}()
+		_ = ch.Close() // the channel may already be gone with its connection
+	}()
 	for {
 		var d amqp.Delivery
 		var ok bool

@@ -66,7 +66,7 @@ type amqpCommands struct {
 }
 
 func (q *amqpCommands) submit(ctx context.Context, msg *message.Message) error {
-	return q.relay.pub.publish(ctx, "", q.queue, msg)
+	return q.relay.pub.publish(ctx, "", q.queue, msg, true)
 }
 
 func (q *amqpCommands) subscriber() (message.Subscriber, string, error) {

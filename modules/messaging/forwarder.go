@@ -48,6 +48,9 @@ func (f *forwarder) handle(msg *message.Message) error {
 		}
 		out.SetContext(msg.Context())
 		if err := f.relay.publish(msg.Context(), rt.key, out); err != nil {
+			if msg.Context().Err() != nil {
+				return err // shutting down, or the ack deadline passed: not the relay's fault
+			}
 			f.m.forwardFailures.Inc()
 			if f.down.CompareAndSwap(false, true) {
 				f.log.Warn("relay unavailable; outbox events wait and are retried", "err", err)

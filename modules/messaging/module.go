@@ -35,6 +35,7 @@ import (
 // OnStart connects to the relay synchronously, so a dead RabbitMQ fails
 // start-up, then starts the routers; OnStop closes them and the relay.
 var Module = fx.Module("messaging",
+	fx.Decorate(func(log *slog.Logger) *slog.Logger { return log.With("module", "messaging") }),
 	fx.Provide(
 		New,
 		func(m *Messaging) chat.Events { return m.Events() },
@@ -54,8 +55,8 @@ type Params struct {
 	Outbox   config.Outbox
 	Commands config.Commands
 
-	Log        *slog.Logger          `optional:"true"`
-	Registerer prometheus.Registerer `optional:"true"`
+	Log        *slog.Logger          // nil: discard (tests)
+	Registerer prometheus.Registerer `optional:"true"` // nil: no metrics registered
 	// Instance names this process on the relay (its RabbitMQ queue
 	// chat.relay.{instance}); default: host name plus a random suffix.
 	Instance string `name:"messaging_instance" optional:"true"`
@@ -96,7 +97,6 @@ func New(p Params) (*Messaging, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	log = log.With("module", "messaging")
 	switch p.Relay.Driver {
 	case relayMemory, relayAMQP:
 	default:
@@ -187,7 +187,11 @@ func (m *Messaging) Start(ctx context.Context, hub Hub, sender Sender) (err erro
 	} else {
 		r = newMemoryRelay(m.wlog)
 		m.metrics.relayUp("memory")(true)
-		cq = &sqlCommands{backend: m.backend, poll: subscriberConfig{group: commandGroup, poll: m.cmds.PollInterval}}
+		// One command per poll: on PostgreSQL a poll is a transaction that
+		// holds back pg_snapshot_xmin, and the outbox forwarder sees no event
+		// committed after it began until it ends. Batching commands would
+		// hold every stored message's event until the whole batch was done.
+		cq = &sqlCommands{backend: m.backend, poll: subscriberConfig{group: commandGroup, poll: m.cmds.PollInterval, batch: 1}}
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	defer func() {

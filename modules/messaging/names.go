@@ -43,11 +43,11 @@ const (
 	relayQueueExpires = 5 * time.Minute
 
 	// Metadata keys.
-	metaRoutingKey = "routing_key"  // relay routing key (memory relay only)
-	metaEventType  = "event_type"   // chat.Event.Type, for logs and metrics
-	metaStoredAt   = "stored_at"    // unix nanoseconds when the event was written to the outbox
-	metaUserID     = "user_id"      // the sender of a command
-	metaOffset     = "sql_offset"   // SQLite row offset, used by the external-ack subscriber
+	metaRoutingKey = "routing_key" // relay routing key (memory relay only)
+	metaEventType  = "event_type"  // chat.Event.Type, for logs and metrics
+	metaStoredAt   = "stored_at"   // unix nanoseconds when the event was written to the outbox
+	metaUserID     = "user_id"     // the sender of a command
+	metaOffset     = "sql_offset"  // SQLite row offset, used by the external-ack subscriber
 
 	// Handler names.
 	handlerForwarder = "outbox_forwarder"

@@ -1,7 +1,9 @@
 package messaging
 
 import (
+	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -60,6 +62,7 @@ func (b *sqlBackend) publisher(db wmsql.ContextExecutor) (*wmsql.Publisher, erro
 type subscriberConfig struct {
 	group       string
 	poll        time.Duration
+	batch       int           // rows per poll; 0: the backend's (outbox.batch_size)
 	ackDeadline time.Duration // 0: watermill-sql's 30 s
 	initSchema  bool          // create tables on subscribe (tests; production uses migrations)
 }
@@ -76,10 +79,11 @@ func (b *sqlBackend) subscriber(c subscriberConfig) (message.Subscriber, error) 
 		PollInterval:     c.poll,
 		ResendInterval:   100 * time.Millisecond,
 		RetryInterval:    time.Second,
-		SchemaAdapter:    b.schema,
+		SchemaAdapter:    b.schemaWithBatch(c.batch),
 		OffsetsAdapter:   b.offsets,
 		InitializeSchema: c.initSchema,
 	}
+	cfg.BackoffManager = quietBackoff{wmsql.NewDefaultBackoffManager(c.poll, cfg.RetryInterval)}
 	if c.ackDeadline > 0 {
 		d := c.ackDeadline
 		cfg.AckDeadline = &d
@@ -88,4 +92,32 @@ func (b *sqlBackend) subscriber(c subscriberConfig) (message.Subscriber, error) 
 		return wmsql.NewSubscriber(b.db, cfg, b.log)
 	}
 	return newAckingSubscriber(b.db, cfg, b.offsets.(SQLiteOffsets), b.log)
+}
+
+// quietBackoff is watermill-sql's backoff without the error log of a poll
+// that a canceled context (shutdown) ended.
+type quietBackoff struct{ wmsql.BackoffManager }
+
+func (b quietBackoff) HandleError(log watermill.LoggerAdapter, noMsg bool, err error) time.Duration {
+	if errors.Is(err, context.Canceled) {
+		return time.Second // the subscriber is stopping; it will not poll again
+	}
+	return b.BackoffManager.HandleError(log, noMsg, err)
+}
+
+// schemaWithBatch is the schema adapter reading n rows per poll (0: as
+// configured).
+func (b *sqlBackend) schemaWithBatch(n int) wmsql.SchemaAdapter {
+	if n <= 0 {
+		return b.schema
+	}
+	switch s := b.schema.(type) {
+	case wmsql.DefaultPostgreSQLSchema:
+		s.SubscribeBatchSize = n
+		return s
+	case SQLiteSchema:
+		s.SubscribeBatchSize = n
+		return s
+	}
+	return b.schema
 }

@@ -1,0 +1,194 @@
+package messaging
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chat-service/chat/modules/chat"
+)
+
+// End-to-end store → hub benchmarks: a message is appended with its outbox
+// event in one transaction on instance A, forwarded to the relay and handed
+// to the hub of the last instance (B with RabbitMQ, A in-process).
+//
+//	go test ./modules/messaging -run '^$' -bench 'BenchmarkDelivery' -benchtime 2000x
+//
+// Throughput: b.N messages from 16 concurrent senders (one session each).
+// Latency: b.N messages paced at 500 msg/s; p50 and p99 from the start of
+// the send to the hub's Deliver (use -benchtime 2500x for five seconds).
+
+const benchSenders = 16
+
+func BenchmarkDelivery(b *testing.B) {
+	for _, tc := range deliveryCases {
+		if tc.name == "postgres_memory" {
+			continue
+		}
+		b.Run(tc.name+"/throughput", func(b *testing.B) { benchThroughput(b, tc.name) })
+		b.Run(tc.name+"/latency_500_per_s", func(b *testing.B) { benchLatency(b, tc.name) })
+	}
+}
+
+// benchEnv starts the instances of a delivery case; the last one's hub is
+// the one measured.
+func benchEnv(b *testing.B, name string) (sender, receiver *instance, hub *timingHub) {
+	for _, tc := range deliveryCases {
+		if tc.name != name {
+			continue
+		}
+		s := newSetup(b, tc.storage(b), tc.relay)
+		s.outbox.PollInterval = 10 * time.Millisecond
+		var ins []*instance
+		for i := range tc.instances {
+			ins = append(ins, startInstance(b, s, string(rune('a'+i))))
+		}
+		hub = &timingHub{at: map[string]time.Time{}, done: make(chan struct{})}
+		last := ins[len(ins)-1]
+		// Swap the measured instance's hub for a timing one.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := last.m.Stop(ctx); err != nil {
+			b.Fatal(err)
+		}
+		if err := last.m.Start(ctx, hub, noSender{}); err != nil {
+			b.Fatal(err)
+		}
+		return ins[0], last, hub
+	}
+	b.Fatalf("no case %s", name)
+	return nil, nil, nil
+}
+
+func benchThroughput(b *testing.B, name string) {
+	a, _, hub := benchEnv(b, name)
+	sessions := a.createSessions(b, benchSenders, users...)
+	hub.expect(b.N)
+	per := make([]int, benchSenders)
+	for i := range b.N {
+		per[i%benchSenders]++
+	}
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i, id := range sessions {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range per[i] {
+				if _, err := a.send(context.Background(), id, "alice", fmt.Sprintf("t %d %d", i, j), users); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	sent := time.Since(start)
+	hub.wait(b, 2*time.Minute)
+	total := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/sent.Seconds(), "stored/s")
+	b.ReportMetric(float64(b.N)/total.Seconds(), "delivered/s")
+	b.ReportMetric(0, "ns/op")
+}
+
+func benchLatency(b *testing.B, name string) {
+	a, _, hub := benchEnv(b, name)
+	sessions := a.createSessions(b, benchSenders, users...)
+	hub.expect(b.N)
+	sentAt := make([]time.Time, b.N)
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for w := range benchSenders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				sentAt[i] = time.Now()
+				if _, err := a.send(context.Background(), sessions[w], "alice", "l "+strconv.Itoa(i), users); err != nil {
+					b.Error(err)
+				}
+			}
+		}()
+	}
+	b.ResetTimer()
+	tick := time.NewTicker(time.Second / 500)
+	for i := range b.N {
+		<-tick.C
+		work <- i
+	}
+	tick.Stop()
+	close(work)
+	wg.Wait()
+	hub.wait(b, 2*time.Minute)
+	b.StopTimer()
+	lat := make([]time.Duration, 0, b.N)
+	for content, at := range hub.snapshot() {
+		i, err := strconv.Atoi(strings.TrimPrefix(content, "l "))
+		if err != nil || i >= len(sentAt) {
+			continue
+		}
+		lat = append(lat, at.Sub(sentAt[i]))
+	}
+	slices.Sort(lat)
+	pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000 }
+	b.ReportMetric(pct(0.50), "p50-ms")
+	b.ReportMetric(pct(0.99), "p99-ms")
+	b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
+	b.ReportMetric(0, "ns/op")
+}
+
+// timingHub records when each message (by content) first arrived.
+type timingHub struct {
+	mu    sync.Mutex
+	at    map[string]time.Time
+	want  atomic.Int64
+	done  chan struct{}
+	fired bool
+}
+
+func (h *timingHub) expect(n int) { h.want.Store(int64(n)) }
+
+func (h *timingHub) Deliver(ev chat.Event) {
+	if ev.Type != chat.EventMessage || ev.Message == nil {
+		return
+	}
+	now := time.Now()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.at[ev.Message.Content]; !ok {
+		h.at[ev.Message.Content] = now
+	}
+	if !h.fired && int64(len(h.at)) >= h.want.Load() && h.want.Load() > 0 {
+		h.fired = true
+		close(h.done)
+	}
+}
+
+func (h *timingHub) wait(b *testing.B, timeout time.Duration) {
+	select {
+	case <-h.done:
+	case <-time.After(timeout):
+		h.mu.Lock()
+		n := len(h.at)
+		h.mu.Unlock()
+		b.Fatalf("hub got %d of %d messages in %s", n, h.want.Load(), timeout)
+	}
+}
+
+func (h *timingHub) snapshot() map[string]time.Time {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make(map[string]time.Time, len(h.at))
+	for k, v := range h.at {
+		out[k] = v
+	}
+	return out
+}

@@ -1,0 +1,295 @@
+package messaging
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/chat-service/chat/config"
+	"github.com/chat-service/chat/modules/chat"
+	"github.com/chat-service/chat/modules/store"
+)
+
+// setup is what the instances of one test share: a database, a relay
+// driver and, for RabbitMQ, an exchange and command queue of the test's own
+// (deleted at cleanup).
+type setup struct {
+	storage  config.Storage
+	relay    config.Relay
+	commands config.Commands
+	outbox   config.Outbox
+}
+
+func newSetup(t testing.TB, storage config.Storage, relayDriver string) setup {
+	t.Helper()
+	name := testName(t)
+	s := setup{
+		storage:  storage,
+		relay:    config.Relay{Driver: relayDriver},
+		commands: config.Commands{Queue: "chat.send." + name, PollInterval: 20 * time.Millisecond},
+		outbox:   config.Outbox{PollInterval: 20 * time.Millisecond, BatchSize: 100, Retention: time.Hour},
+	}
+	if relayDriver == relayAMQP {
+		s.relay.AMQP = config.AMQP{URL: amqpURL(t), Exchange: "chat.events." + name}
+		t.Cleanup(func() { deleteAMQP(t, s.relay.AMQP.URL, s.relay.AMQP.Exchange, s.commands.Queue) })
+	}
+	return s
+}
+
+// deleteAMQP removes a test's exchange and queue.
+func deleteAMQP(t testing.TB, rawURL, exchange, queue string) {
+	conn, err := amqp.Dial(rawURL)
+	if err != nil {
+		t.Logf("cleanup RabbitMQ: %v", err)
+		return
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		return
+	}
+	_, _ = ch.QueueDelete(queue, false, false, false) // gone already is fine
+	if exchange != "" {
+		_ = ch.ExchangeDelete(exchange, false, false)
+	}
+}
+
+// instance is one chat-service instance's messaging, its own database pool,
+// store and recording hub.
+type instance struct {
+	name  string
+	db    *store.DB
+	store *store.Store
+	m     *Messaging
+	hub   *recordingHub
+	reg   *prometheus.Registry
+}
+
+type instanceOption func(*instanceConfig)
+
+type instanceConfig struct {
+	sender  Sender
+	amqpURL string // overrides the setup's (a proxy)
+	appName string // PostgreSQL application_name of the pool
+}
+
+func withSender(s Sender) instanceOption          { return func(c *instanceConfig) { c.sender = s } }
+func withAMQPURL(u string) instanceOption         { return func(c *instanceConfig) { c.amqpURL = u } }
+func withApplicationName(n string) instanceOption { return func(c *instanceConfig) { c.appName = n } }
+
+func startInstance(t testing.TB, s setup, name string, opts ...instanceOption) *instance {
+	t.Helper()
+	c := instanceConfig{sender: noSender{}}
+	for _, o := range opts {
+		o(&c)
+	}
+	storage := s.storage
+	if c.appName != "" && storage.Driver == driverPostgres {
+		u, err := url.Parse(storage.DSN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := u.Query()
+		q.Set("application_name", c.appName)
+		u.RawQuery = q.Encode()
+		storage.DSN = u.String()
+	}
+	db := openStore(t, storage)
+	relayCfg := s.relay
+	if c.amqpURL != "" {
+		relayCfg.AMQP.URL = c.amqpURL
+	}
+	reg := prometheus.NewRegistry()
+	m, err := New(Params{
+		DB: db.SQL, Dialect: db.Dialect, Relay: relayCfg, Outbox: s.outbox, Commands: s.commands,
+		Log: testLogger(t).With("instance", name), Registerer: reg, Instance: name + "-" + testName(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := &instance{name: name, db: db, store: store.New(db), m: m, hub: newRecordingHub(), reg: reg}
+	if s.relay.Driver == relayAMQP {
+		// A stopped instance deletes its queue; a "crashed" one leaves it to
+		// x-expires, too slow for a test.
+		t.Cleanup(func() { deleteAMQP(t, s.relay.AMQP.URL, "", relayQueuePrefix+m.Instance()) })
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := m.Start(ctx, in.hub, c.sender); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	t.Cleanup(func() { in.stop(t) })
+	return in
+}
+
+func (in *instance) stop(t testing.TB) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := in.m.Stop(ctx); err != nil {
+		t.Errorf("stop %s: %v", in.name, err)
+	}
+}
+
+// createSessions makes n group sessions of the users, through the outbox.
+func (in *instance) createSessions(t testing.TB, n int, users ...string) []string {
+	t.Helper()
+	ids := make([]string, n)
+	for i := range ids {
+		ns := chat.NewSession{
+			ID: uuid.Must(uuid.NewV7()).String(), Type: chat.TypeGroup, CreatorID: users[0],
+			Participants: users, CreatedAt: chat.Now(),
+		}
+		sess, _, err := in.store.CreateSession(context.Background(), ns, func(ctx context.Context, tx *sql.Tx, sess chat.Session) error {
+			return in.m.Events().Stored(ctx, tx, chat.Event{Type: chat.EventSession, Session: &sess, Participants: users})
+		})
+		if err != nil {
+			t.Fatalf("create session: %v", err)
+		}
+		ids[i] = sess.ID
+	}
+	return ids
+}
+
+// send stores a message as chat.Service does: the message and its event in
+// one transaction.
+func (in *instance) send(ctx context.Context, sessionID, sender, content string, participants []string) (chat.Message, error) {
+	nm := chat.NewMessage{
+		ID: uuid.Must(uuid.NewV7()).String(), SessionID: sessionID, SenderID: sender,
+		Content: content, CreatedAt: chat.Now(),
+	}
+	msg, _, err := in.store.AppendMessage(ctx, nm, func(ctx context.Context, tx *sql.Tx, m chat.Message) error {
+		return in.m.Events().Stored(ctx, tx, chat.Event{Type: chat.EventMessage, SessionID: m.SessionID, Message: &m, Participants: participants})
+	})
+	return msg, err
+}
+
+// sendAll sends perSession messages to every session, the sessions
+// concurrently and each session's messages one after another, and fails the
+// test on any error.
+func (in *instance) sendAll(t testing.TB, sessions []string, perSession int, participants []string) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(sessions))
+	for _, id := range sessions {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range perSession {
+				if _, err := in.send(context.Background(), id, participants[0], fmt.Sprintf("message %d", i), participants); err != nil {
+					errs <- fmt.Errorf("send %d to %s: %w", i, id, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+// proxy is a TCP relay in front of RabbitMQ that a test can cut (drop every
+// connection and refuse new ones) and restore.
+type proxy struct {
+	ln     net.Listener
+	target string
+
+	mu    sync.Mutex
+	cut   bool
+	conns map[net.Conn]struct{}
+	wg    sync.WaitGroup
+}
+
+// newAMQPProxy returns a proxy to the RabbitMQ of rawURL and the URL
+// through it.
+func newAMQPProxy(t testing.TB, rawURL string) (*proxy, string) {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := u.Host
+	if u.Port() == "" {
+		target = net.JoinHostPort(u.Hostname(), "5672")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
+	p.wg.Add(1)
+	go p.accept()
+	t.Cleanup(p.close)
+	u.Host = ln.Addr().String()
+	return p, u.String()
+}
+
+func (p *proxy) Cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = true
+	for c := range p.conns {
+		_ = c.Close() // dropping the link is the point
+	}
+}
+
+func (p *proxy) Restore() {
+	p.mu.Lock()
+	p.cut = false
+	p.mu.Unlock()
+}
+
+func (p *proxy) accept() {
+	defer p.wg.Done()
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		if p.cut {
+			p.mu.Unlock()
+			_ = c.Close() // refused while cut
+			continue
+		}
+		up, err := net.DialTimeout("tcp", p.target, 5*time.Second)
+		if err != nil {
+			p.mu.Unlock()
+			_ = c.Close()
+			continue
+		}
+		p.conns[c], p.conns[up] = struct{}{}, struct{}{}
+		p.mu.Unlock()
+		p.wg.Add(2)
+		go p.pipe(c, up)
+		go p.pipe(up, c)
+	}
+}
+
+func (p *proxy) pipe(dst, src net.Conn) {
+	defer p.wg.Done()
+	_, _ = io.Copy(dst, src) // ends when either side closes
+	_ = dst.Close()
+	_ = src.Close()
+	p.mu.Lock()
+	delete(p.conns, dst)
+	delete(p.conns, src)
+	p.mu.Unlock()
+}
+
+func (p *proxy) close() {
+	_ = p.ln.Close()
+	p.Cut()
+	p.wg.Wait()
+}
