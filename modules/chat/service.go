@@ -13,9 +13,11 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"github.com/maypok86/otter/v2"
 
 	"github.com/chat-service/chat/config"
 	"github.com/chat-service/chat/modules/profiles"
@@ -37,8 +39,16 @@ type Service struct {
 	limits  config.Limits
 	recover int
 	limiter *Limiter
+	members *otter.Cache[string, []string] // session id → participants
 	log     *slog.Logger
 }
+
+// Membership never changes after a session is created, so participant
+// lists are cached: a send or a typing event then costs no extra query.
+const (
+	membersCacheSize = 100_000
+	membersCacheTTL  = 10 * time.Minute
+)
 
 // Deps are what a Service needs.
 type Deps struct {
@@ -58,10 +68,17 @@ func NewService(d Deps) (*Service, error) {
 	if d.Log == nil {
 		d.Log = slog.Default()
 	}
+	members, err := otter.New(&otter.Options[string, []string]{
+		MaximumSize:      membersCacheSize,
+		ExpiryCalculator: otter.ExpiryWriting[string, []string](membersCacheTTL),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("chat: participants cache: %w", err)
+	}
 	return &Service{
 		store: d.Store, events: d.Events, dir: d.Profiles, limits: d.Limits,
 		recover: d.Recovery.MaxMessages, limiter: NewLimiter(d.Limits.RatePerSecond, d.Limits.Burst),
-		log: d.Log,
+		members: members, log: d.Log,
 	}, nil
 }
 
@@ -261,7 +278,7 @@ func (s *Service) store1(ctx context.Context, userID string, req SendRequest) (M
 	// so reading them before the transaction is consistent, and it keeps the
 	// transaction on one connection (a second read inside it could exhaust
 	// the pool under concurrent sends).
-	ps, err := s.store.Participants(ctx, req.SessionID)
+	ps, err := s.participants(ctx, req.SessionID)
 	if err != nil {
 		return Message{}, false, s.mapNotFound(fmt.Errorf("send to session %s: %w", req.SessionID, err))
 	}
@@ -371,7 +388,7 @@ func (s *Service) Typing(ctx context.Context, userID, sessionID string) error {
 	if !ValidSessionID(sessionID) {
 		return invalid("invalid_session_id", "session id must be a UUID")
 	}
-	ps, err := s.store.Participants(ctx, sessionID)
+	ps, err := s.participants(ctx, sessionID)
 	if err != nil {
 		return s.mapNotFound(fmt.Errorf("typing in session %s: %w", sessionID, err))
 	}
@@ -387,7 +404,7 @@ func (s *Service) IsParticipant(ctx context.Context, sessionID, userID string) (
 	if !ValidSessionID(sessionID) {
 		return false, nil
 	}
-	ps, err := s.store.Participants(ctx, sessionID)
+	ps, err := s.participants(ctx, sessionID)
 	if errors.Is(err, ErrNotFound) {
 		return false, nil
 	}
@@ -395,6 +412,19 @@ func (s *Service) IsParticipant(ctx context.Context, sessionID, userID string) (
 		return false, fmt.Errorf("participants of %s: %w", sessionID, err)
 	}
 	return slices.Contains(ps, userID), nil
+}
+
+// participants returns a session's members, from the cache when it can.
+func (s *Service) participants(ctx context.Context, sessionID string) ([]string, error) {
+	if ps, ok := s.members.GetIfPresent(sessionID); ok {
+		return ps, nil
+	}
+	ps, err := s.store.Participants(ctx, sessionID)
+	if err != nil {
+		return nil, err
+	}
+	s.members.Set(sessionID, ps)
+	return ps, nil
 }
 
 // mapNotFound turns the store's bare ErrNotFound into the API's session_not_found.
