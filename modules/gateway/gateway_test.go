@@ -200,7 +200,9 @@ func TestBadInputOverWebSocket(t *testing.T) {
 		name string
 		send func(ws *websocket.Conn) error
 	}{
-		{"binary message", func(ws *websocket.Conn) error { return ws.WriteMessage(websocket.BinaryMessage, []byte("SEND\n\n\x00")) }},
+		{"binary message", func(ws *websocket.Conn) error {
+			return ws.WriteMessage(websocket.BinaryMessage, []byte("SEND\n\n\x00"))
+		}},
 		{"10 MB message", func(ws *websocket.Conn) error {
 			return ws.WriteMessage(websocket.TextMessage, []byte("SEND\ndestination:/app/chat.send\n\n"+strings.Repeat("x", 10<<20)+"\x00"))
 		}},
@@ -215,7 +217,9 @@ func TestBadInputOverWebSocket(t *testing.T) {
 			}
 			return nil
 		}},
-		{"garbage", func(ws *websocket.Conn) error { return ws.WriteMessage(websocket.TextMessage, []byte("\x01\x02garbage\n")) }},
+		{"garbage", func(ws *websocket.Conn) error {
+			return ws.WriteMessage(websocket.TextMessage, []byte("\x01\x02garbage\n"))
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -83,7 +83,9 @@ func newServer(t *testing.T, tw tweak) *server {
 	return &server{http: hs, gw: gw, hub: hub, b: b, reg: reg}
 }
 
-func (s *server) wsURL(path string) string { return "ws" + strings.TrimPrefix(s.http.URL, "http") + path }
+func (s *server) wsURL(path string) string {
+	return "ws" + strings.TrimPrefix(s.http.URL, "http") + path
+}
 
 // dial opens a WebSocket to /ws; query and header are optional.
 func (s *server) dial(t *testing.T, query url.Values, header http.Header, protocols ...string) (*websocket.Conn, *http.Response, error) {
@@ -153,7 +155,7 @@ func (s *server) stompClient(t *testing.T, user string) *stompc.Conn {
 
 func connectOver(t *testing.T, ws *websocket.Conn, opts ...func(*stompc.Conn) error) *stompc.Conn {
 	t.Helper()
-	opts = append([]func(*stompc.Conn) error{stompc.ConnOpt.Host("chat"), stompc.ConnOpt.HeartBeat(0, 0)}, opts...)
+	opts = append([]func(*stompc.Conn) error{stompc.ConnOpt.Host("chat"), stompc.ConnOpt.HeartBeat(0, 0), stompc.ConnOpt.Logger(quiet{})}, opts...)
 	c, err := stompc.Connect(&wsStream{c: ws}, opts...)
 	if err != nil {
 		t.Fatalf("STOMP connect: %v", err)
@@ -244,3 +246,16 @@ func expectClosed(t *testing.T, ws *websocket.Conn) error {
 		}
 	}
 }
+
+// quiet is a go-stomp logger that drops everything (the client logs its
+// subscriptions' closing at the end of every test).
+type quiet struct{}
+
+func (quiet) Debugf(string, ...any)   {}
+func (quiet) Infof(string, ...any)    {}
+func (quiet) Warningf(string, ...any) {}
+func (quiet) Errorf(string, ...any)   {}
+func (quiet) Debug(string)            {}
+func (quiet) Info(string)             {}
+func (quiet) Warning(string)          {}
+func (quiet) Error(string)            {}

@@ -165,12 +165,13 @@ func (g *Gateway) serveSockJSWebsocket(w http.ResponseWriter, r *http.Request) {
 	}
 	up := *g.upgrader
 	up.Subprotocols = nil
-	conn, err := up.Upgrade(w, r, nil)
+	hj := &batchHijacker{ResponseWriter: w}
+	conn, err := up.Upgrade(hj, r, nil)
 	if err != nil {
 		g.log.Debug("sockjs websocket upgrade failed", "error", err) // Upgrade has answered the client
 		return
 	}
-	t := &sockjsWS{ws: newWSTransport(conn, g.o)}
+	t := &sockjsWS{ws: newWSTransport(conn, hj.conn, g.o)}
 	t.ws.conn.SetReadLimit(2 * g.o.readLimit()) // JSON quoting
 	if err := t.ws.Write([]byte("o")); err != nil {
 		_ = conn.Close() // the client is gone before the session opened
@@ -229,11 +230,14 @@ func (t *sockjsWS) Write(p []byte) error {
 	return t.ws.Write(append([]byte{'a'}, q...))
 }
 
+func (t *sockjsWS) BeginBatch()     { t.ws.BeginBatch() }
+func (t *sockjsWS) EndBatch() error { return t.ws.EndBatch() }
+
 func (t *sockjsWS) Ping() error { return t.ws.Write([]byte("h")) }
 
 func (t *sockjsWS) Close(code int, reason string) error {
 	t.once.Do(func() {
-		reasonJSON, _ := json.Marshal(reason)                                                             // a string always marshals
+		reasonJSON, _ := json.Marshal(reason)                                                               // a string always marshals
 		_ = t.ws.Write([]byte("c[" + strconv.Itoa(int(sockjsCode(code))) + "," + string(reasonJSON) + "]")) // best effort: the peer may be gone
 	})
 	return t.ws.Close(websocket.CloseNormalClosure, "")

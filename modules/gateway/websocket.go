@@ -40,12 +40,13 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	conn, err := g.upgrader.Upgrade(w, r, nil)
+	hj := &batchHijacker{ResponseWriter: w}
+	conn, err := g.upgrader.Upgrade(hj, r, nil)
 	if err != nil {
 		g.log.Debug("websocket upgrade failed", "error", err) // Upgrade has answered the client
 		return
 	}
-	t := newWSTransport(conn, g.o)
+	t := newWSTransport(conn, hj.conn, g.o)
 	// The connection outlives the handler's request context; Serve owns its lifetime.
 	_ = g.o.Hub.Serve(context.WithoutCancel(r.Context()), t, stomp.ConnOptions{ // ErrShuttingDown: Serve closed the socket
 		Principal:  principal,
@@ -59,14 +60,15 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 // one, or several) per text message.
 type wsTransport struct {
 	conn      *websocket.Conn
+	batch     *batchConn // nil: every message is its own write
 	writeWait time.Duration
 	pongWait  time.Duration
 	closeWait time.Duration
 	once      sync.Once
 }
 
-func newWSTransport(conn *websocket.Conn, o Options) *wsTransport {
-	t := &wsTransport{conn: conn, writeWait: o.WriteWait, pongWait: o.PongWait, closeWait: o.CloseWait}
+func newWSTransport(conn *websocket.Conn, batch *batchConn, o Options) *wsTransport {
+	t := &wsTransport{conn: conn, batch: batch, writeWait: o.WriteWait, pongWait: o.PongWait, closeWait: o.CloseWait}
 	conn.SetReadLimit(o.readLimit())
 	conn.SetPongHandler(func(string) error {
 		return conn.SetReadDeadline(time.Now().Add(t.pongWait))
@@ -105,6 +107,24 @@ func (t *wsTransport) Write(p []byte) error {
 	return t.conn.WriteMessage(websocket.TextMessage, p)
 }
 
+// BeginBatch implements stomp.Batcher.
+func (t *wsTransport) BeginBatch() {
+	if t.batch != nil {
+		t.batch.begin()
+	}
+}
+
+// EndBatch implements stomp.Batcher.
+func (t *wsTransport) EndBatch() error {
+	if t.batch == nil {
+		return nil
+	}
+	if err := t.conn.SetWriteDeadline(time.Now().Add(t.writeWait)); err != nil {
+		return err
+	}
+	return t.batch.flush()
+}
+
 // Ping implements stomp.Transport.
 func (t *wsTransport) Ping() error {
 	return t.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(t.writeWait))
@@ -115,6 +135,9 @@ func (t *wsTransport) Ping() error {
 func (t *wsTransport) Close(code int, reason string) error {
 	var err error
 	t.once.Do(func() {
+		if t.batch != nil {
+			_ = t.batch.flush() // an ERROR written in a batch goes before the close frame; best effort
+		}
 		if len(reason) > 120 {
 			reason = reason[:120] // a close frame's payload is at most 125 bytes
 		}

@@ -28,7 +28,7 @@ const (
 
 // onSend handles SEND. handled means it answered the frame itself (RECEIPT
 // or a problem on /user/queue/errors); err is a protocol error.
-func (c *Conn) onSend(f *frame.Frame, receipt string) (handled bool, err error) {
+func (c *conn) onSend(f *frame.Frame, receipt string) (handled bool, err error) {
 	dest := f.Header.Get(frame.Destination)
 	switch dest {
 	case AppSend, AppRead, AppTyping:
@@ -58,11 +58,11 @@ func (c *Conn) onSend(f *frame.Frame, receipt string) (handled bool, err error) 
 	return true, nil
 }
 
-func (c *Conn) call() (context.Context, context.CancelFunc) {
+func (c *conn) call() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(c.ctx, c.h.o.CallTimeout)
 }
 
-func (c *Conn) appSend(f *frame.Frame) *problem.Problem {
+func (c *conn) appSend(f *frame.Frame) *problem.Problem {
 	var req chat.SendRequest
 	if p := decodeJSON(f, &req); p != nil {
 		p.ClientMessageID = clientMessageID(f.Body)
@@ -84,7 +84,7 @@ func (c *Conn) appSend(f *frame.Frame) *problem.Problem {
 	return nil
 }
 
-func (c *Conn) appRead(f *frame.Frame) *problem.Problem {
+func (c *conn) appRead(f *frame.Frame) *problem.Problem {
 	var req struct {
 		SessionID string          `json:"sessionId"`
 		Seq       json.RawMessage `json:"seq"`
@@ -106,7 +106,7 @@ func (c *Conn) appRead(f *frame.Frame) *problem.Problem {
 	return nil
 }
 
-func (c *Conn) appTyping(f *frame.Frame) *problem.Problem {
+func (c *conn) appTyping(f *frame.Frame) *problem.Problem {
 	var req struct {
 		SessionID string `json:"sessionId"`
 	}
@@ -127,7 +127,7 @@ func (c *Conn) appTyping(f *frame.Frame) *problem.Problem {
 
 // sendProblem delivers a problem document to this connection's
 // /user/queue/errors subscriptions, with the SEND's receipt as receipt-id.
-func (c *Conn) sendProblem(p problem.Problem, receipt string) {
+func (c *conn) sendProblem(p problem.Problem, receipt string) {
 	body, err := json.Marshal(p)
 	if err != nil {
 		c.lg().Error("encode problem", "error", err)

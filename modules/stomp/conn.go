@@ -13,10 +13,10 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// Conn is one STOMP connection: a reader loop that parses and handles
+// conn is one STOMP connection: a reader loop that parses and handles
 // client frames, a writer loop that drains the bounded outbound queue, and
 // the subscriptions the Hub delivers into.
-type Conn struct {
+type conn struct {
 	h      *Hub
 	t      Transport
 	id     uint64
@@ -28,14 +28,14 @@ type Conn struct {
 
 	// Reader loop only (user is also read by deliveries, which see the
 	// connection only after it is registered under that user).
-	dec         *Decoder
-	connected   bool
-	version     Version
-	user        string
-	registeredUser string // the users registry key, removed on cleanup
-	participant map[string]bool // positive participation answers, per session
-	typing      *rate.Limiter
-	nsubs       int
+	dec            *Decoder
+	connected      bool
+	version        Version
+	user           string
+	registeredUser string          // the users registry key, removed on cleanup
+	participant    map[string]bool // positive participation answers, per session
+	typing         *rate.Limiter
+	nsubs          int
 
 	mu     sync.Mutex // guards subscriptions and their delivery state
 	subs   map[string]*subscription
@@ -48,10 +48,10 @@ type Conn struct {
 	writerDone   chan struct{}
 }
 
-func newConn(ctx context.Context, h *Hub, t Transport, opts ConnOptions) *Conn {
+func newConn(ctx context.Context, h *Hub, t Transport, opts ConnOptions) *conn {
 	ctx, cancel := context.WithCancel(ctx)
 	id := h.nextID.Add(1)
-	c := &Conn{
+	c := &conn{
 		h: h, t: t, id: id, opts: opts, ctx: ctx, cancel: cancel,
 		q:          newOutQueue(h.o.Limits.OutboundQueue, h.o.QueueBytes),
 		dec:        NewDecoder(h.o.Limits.MaxFrameBytes),
@@ -65,17 +65,17 @@ func newConn(ctx context.Context, h *Hub, t Transport, opts ConnOptions) *Conn {
 	return c
 }
 
-func (c *Conn) lg() *slog.Logger { return c.logp.Load() }
+func (c *conn) lg() *slog.Logger { return c.logp.Load() }
 
 // run starts the writer and runs the reader in the calling goroutine.
-func (c *Conn) run() {
+func (c *conn) run() {
 	go c.writeLoop()
 	c.readLoop()
 	<-c.writerDone
 	c.cancel()
 }
 
-func (c *Conn) readLoop() {
+func (c *conn) readLoop() {
 	for {
 		data, err := c.t.Read()
 		if err != nil {
@@ -115,7 +115,7 @@ func (c *Conn) readLoop() {
 }
 
 // fail ends the connection with an ERROR frame for err.
-func (c *Conn) fail(err error, receipt string) {
+func (c *conn) fail(err error, receipt string) {
 	var pe *ProtocolError
 	if !errors.As(err, &pe) {
 		pe = &ProtocolError{Message: "internal error", Code: 1011}
@@ -127,7 +127,7 @@ func (c *Conn) fail(err error, receipt string) {
 }
 
 // handle processes one client frame; done means the reader stops.
-func (c *Conn) handle(f *frame.Frame) (done bool) {
+func (c *conn) handle(f *frame.Frame) (done bool) {
 	if in := c.h.m.in[f.Command]; in != nil {
 		in.Inc()
 	}
@@ -181,12 +181,12 @@ func (c *Conn) handle(f *frame.Frame) (done bool) {
 }
 
 // receipt queues a RECEIPT; a consumer too slow to take it is disconnected.
-func (c *Conn) receipt(id string) {
+func (c *conn) receipt(id string) {
 	c.push(&outItem{kind: kindReceipt, receipt: id}, 0)
 }
 
 // push queues it and disconnects a slow consumer. The caller may hold c.mu.
-func (c *Conn) push(it *outItem, extra int) {
+func (c *conn) push(it *outItem, extra int) {
 	switch c.q.push(it, extra) {
 	case overflow:
 		c.slowConsumer()
@@ -198,7 +198,7 @@ func (c *Conn) push(it *outItem, extra int) {
 }
 
 // slowConsumer replaces the backlog with an ERROR and closes the connection.
-func (c *Conn) slowConsumer() {
+func (c *conn) slowConsumer() {
 	if c.q.closeWith(&outItem{kind: kindError, msg: "slow consumer",
 		detail: "the outbound queue is full; the client does not read fast enough", code: CloseTryAgainLater}, true) {
 		c.h.m.slowConsumers.Inc()
@@ -214,7 +214,7 @@ type connectedInfo struct {
 	header  *frame.Header
 }
 
-func (c *Conn) onConnect(f *frame.Frame) error {
+func (c *conn) onConnect(f *frame.Frame) error {
 	accept, present := f.Header.Contains(frame.AcceptVersion)
 	v, ok := negotiateVersion(accept, present)
 	if !ok {
@@ -293,7 +293,7 @@ func bearer(h *frame.Header) string {
 }
 
 // cleanup removes the connection from the Hub once both loops have exited.
-func (c *Conn) cleanup() {
+func (c *conn) cleanup() {
 	c.mu.Lock()
 	c.gone = true
 	sessions := make([]string, 0, len(c.topics))

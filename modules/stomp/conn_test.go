@@ -150,8 +150,8 @@ func TestHeartBeats(t *testing.T) {
 	t.Run("client heart-beats keep it open", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, nil)
-		tr := e.connect(t, "alice", "heart-beat", "40,0")
-		for range 8 {
+		tr := e.connect(t, "alice", "heart-beat", "150,0")
+		for range 12 {
 			time.Sleep(25 * time.Millisecond) // the client's own heart-beat period
 			tr.Send("\n")
 		}

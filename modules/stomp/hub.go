@@ -91,7 +91,7 @@ type Hub struct {
 
 	nextID  atomic.Uint64
 	mu      sync.Mutex // guards conns and closing
-	conns   map[*Conn]struct{}
+	conns   map[*conn]struct{}
 	closing bool
 	wg      sync.WaitGroup
 }
@@ -109,7 +109,7 @@ func NewHub(o Options) (*Hub, error) {
 	return &Hub{
 		o: o, m: m, log: o.Log,
 		sessions: newRegistry(), users: newRegistry(),
-		conns: make(map[*Conn]struct{}),
+		conns: make(map[*conn]struct{}),
 	}, nil
 }
 
@@ -163,7 +163,7 @@ func (h *Hub) Serve(ctx context.Context, t Transport, opts ConnOptions) error {
 func (h *Hub) Shutdown(ctx context.Context) error {
 	h.mu.Lock()
 	h.closing = true
-	conns := make([]*Conn, 0, len(h.conns))
+	conns := make([]*conn, 0, len(h.conns))
 	for c := range h.conns {
 		conns = append(conns, c)
 	}
@@ -228,10 +228,9 @@ func newPayload(ev *chat.Event) (*payload, error) {
 	case chat.EventTyping:
 		p.queue, p.transient = destEvents, true
 	case chat.EventSession:
-		p.queue = destEvents
-		if p.sessionID == "" && ev.Session != nil {
-			p.sessionID = ev.Session.ID
-		}
+		// Only to participants' /user/queue/events: the relay publishes a
+		// created session once per participant, each naming only that one.
+		p.queue, p.sessionID = destEvents, ""
 	case chat.EventError:
 		if ev.Problem == nil {
 			return nil, errors.New("error event without a problem")
@@ -250,9 +249,9 @@ func newPayload(ev *chat.Event) (*payload, error) {
 // blocks: each connection's bounded queue takes it or the connection is
 // disconnected as a slow consumer. Message events go to
 // /topic/session.{id} and to every participant's /user/queue/messages;
-// read, typing and session events to the topic and /user/queue/events
-// (typing not to the typist); error events to Participants[0]'s
-// /user/queue/errors only.
+// read and typing events to the topic and /user/queue/events (typing not
+// to the typist); session events to /user/queue/events only; error events
+// to Participants[0]'s /user/queue/errors only.
 func (h *Hub) Deliver(ev chat.Event) {
 	p, err := newPayload(&ev)
 	if err != nil {

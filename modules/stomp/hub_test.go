@@ -183,7 +183,9 @@ type failingChat struct {
 	err error
 }
 
-func (f failingChat) CheckSend(ctx context.Context, userID string, req chat.SendRequest) error { return f.err }
+func (f failingChat) CheckSend(ctx context.Context, userID string, req chat.SendRequest) error {
+	return f.err
+}
 
 func TestAppProblems(t *testing.T) {
 	t.Parallel()

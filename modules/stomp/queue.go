@@ -45,9 +45,9 @@ func (it *outItem) transient() bool { return it.kind == kindMessage && it.p.tran
 type pushResult uint8
 
 const (
-	pushed  pushResult = iota
-	dropped            // a transient item that found the queue full, or a closed queue
-	overflow           // the queue was full of non-transient items: slow consumer
+	pushed   pushResult = iota
+	dropped             // a transient item that found the queue full, or a closed queue
+	overflow            // the queue was full of non-transient items: slow consumer
 )
 
 // outQueue is a connection's bounded outbound queue. Push never blocks;

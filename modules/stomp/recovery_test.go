@@ -175,10 +175,13 @@ func TestTypingDroppedFirstUnderBackPressure(t *testing.T) {
 	if got := counter(t, e.reg, "chat_stomp_slow_consumer_disconnects_total"); got != 0 {
 		t.Fatalf("slow consumer disconnects = %v", got)
 	}
-	if got := counter(t, e.reg, "chat_stomp_dropped_events_total"); got < 10 {
+	// The writer may have taken a few into a batch before blocking; the
+	// rest beyond the queue's 8 are dropped.
+	if got := counter(t, e.reg, "chat_stomp_dropped_events_total"); got < 1 {
 		t.Fatalf("dropped typing events = %v", got)
 	}
 	bob.Unblock()
+	eventually(t, "a coalesced batch", func() bool { return bob.Batches.Load() > 0 })
 	var seqs []string
 	for len(seqs) < 6 {
 		f := bob.Expect(t, frame.MESSAGE)

@@ -17,13 +17,13 @@ type registry struct {
 
 type regShard struct {
 	mu sync.RWMutex
-	m  map[string][]*Conn
+	m  map[string][]*conn
 }
 
 func newRegistry() *registry {
 	r := &registry{seed: maphash.MakeSeed()}
 	for i := range r.shards {
-		r.shards[i].m = make(map[string][]*Conn)
+		r.shards[i].m = make(map[string][]*conn)
 	}
 	return r
 }
@@ -33,7 +33,7 @@ func (r *registry) shard(key string) *regShard {
 }
 
 // get returns the connections for key. The slice must not be modified.
-func (r *registry) get(key string) []*Conn {
+func (r *registry) get(key string) []*conn {
 	s := r.shard(key)
 	s.mu.RLock()
 	cs := s.m[key]
@@ -42,7 +42,7 @@ func (r *registry) get(key string) []*Conn {
 }
 
 // add adds c under key unless max > 0 connections are there already.
-func (r *registry) add(key string, c *Conn, max int) bool {
+func (r *registry) add(key string, c *conn, max int) bool {
 	s := r.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -50,13 +50,13 @@ func (r *registry) add(key string, c *Conn, max int) bool {
 	if max > 0 && len(cs) >= max {
 		return false
 	}
-	next := make([]*Conn, len(cs), len(cs)+1)
+	next := make([]*conn, len(cs), len(cs)+1)
 	copy(next, cs)
 	s.m[key] = append(next, c)
 	return true
 }
 
-func (r *registry) remove(key string, c *Conn) {
+func (r *registry) remove(key string, c *conn) {
 	s := r.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -69,7 +69,7 @@ func (r *registry) remove(key string, c *Conn) {
 		delete(s.m, key)
 		return
 	}
-	next := make([]*Conn, 0, len(cs)-1)
+	next := make([]*conn, 0, len(cs)-1)
 	next = append(next, cs[:i]...)
 	s.m[key] = append(next, cs[i+1:]...)
 }

@@ -35,6 +35,16 @@ type Transport interface {
 	Close(code int, reason string) error
 }
 
+// Batcher is implemented by a Transport that can coalesce the writes of a
+// batch into fewer system calls. The writer brackets every batch of two or
+// more queued frames with BeginBatch and EndBatch; EndBatch sends what the
+// batch wrote (an error there ends the connection). Close must send
+// anything still buffered first.
+type Batcher interface {
+	BeginBatch()
+	EndBatch() error
+}
+
 // WebSocket close codes used when a connection ends.
 const (
 	CloseNormal        = 1000

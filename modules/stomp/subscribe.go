@@ -29,7 +29,7 @@ const (
 )
 
 // subscription is one SUBSCRIBE. id, dest, kind and sessionID never change;
-// the rest is guarded by Conn.mu.
+// the rest is guarded by conn.mu.
 type subscription struct {
 	id        string
 	dest      string
@@ -43,7 +43,7 @@ type subscription struct {
 	pending   []*payload
 }
 
-func (c *Conn) onSubscribe(f *frame.Frame) error {
+func (c *conn) onSubscribe(f *frame.Frame) error {
 	dest := f.Header.Get(frame.Destination)
 	if dest == "" {
 		return protocolErr("missing destination", "SUBSCRIBE needs a destination header")
@@ -102,7 +102,7 @@ func (c *Conn) onSubscribe(f *frame.Frame) error {
 }
 
 // authorizeSession checks participation once per connection and session.
-func (c *Conn) authorizeSession(sid string) error {
+func (c *conn) authorizeSession(sid string) error {
 	if c.participant[sid] {
 		return nil
 	}
@@ -124,7 +124,7 @@ func (c *Conn) authorizeSession(sid string) error {
 	return nil
 }
 
-func (c *Conn) addSub(sub *subscription) {
+func (c *conn) addSub(sub *subscription) {
 	sub.active.Store(true)
 	c.mu.Lock()
 	c.subs[sub.id] = sub
@@ -143,7 +143,7 @@ func (c *Conn) addSub(sub *subscription) {
 	c.h.m.subscriptions.Inc()
 }
 
-func (c *Conn) onUnsubscribe(f *frame.Frame) error {
+func (c *conn) onUnsubscribe(f *frame.Frame) error {
 	id := f.Header.Get(frame.Id)
 	if id == "" {
 		if c.version > V10 {
@@ -157,7 +157,7 @@ func (c *Conn) onUnsubscribe(f *frame.Frame) error {
 	return nil // an unknown id is not an error: the goal, no such subscription, holds
 }
 
-func (c *Conn) removeSub(sub *subscription) {
+func (c *conn) removeSub(sub *subscription) {
 	sub.active.Store(false)
 	c.mu.Lock()
 	delete(c.subs, sub.id)
@@ -194,7 +194,7 @@ func without(subs []*subscription, s *subscription) []*subscription {
 // in sub.pending while the missed messages are read, then the replayed
 // messages and the held events leave in seq order with duplicates dropped.
 // The SUBSCRIBE's RECEIPT, queued by the caller, follows them.
-func (c *Conn) replay(sub *subscription, since int64) error {
+func (c *conn) replay(sub *subscription, since int64) error {
 	ctx, cancel := context.WithTimeout(c.ctx, c.h.o.CallTimeout)
 	msgs, resync, err := c.h.o.Chat.Replay(ctx, c.user, sub.sessionID, since)
 	cancel()
@@ -237,7 +237,7 @@ func (c *Conn) replay(sub *subscription, since int64) error {
 
 // deliverTopic delivers a session event to this connection's topic
 // subscriptions of that session.
-func (c *Conn) deliverTopic(p *payload) {
+func (c *conn) deliverTopic(p *payload) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.gone || (p.except != "" && p.except == c.user) {
@@ -249,7 +249,7 @@ func (c *Conn) deliverTopic(p *payload) {
 }
 
 // deliverUser delivers an event to this connection's /user/queue/* subscriptions.
-func (c *Conn) deliverUser(p *payload) {
+func (c *conn) deliverUser(p *payload) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.gone {
@@ -262,7 +262,7 @@ func (c *Conn) deliverUser(p *payload) {
 
 // deliverSubLocked queues p for one subscription, in seq order: a message
 // at or below the highest seq already delivered there is a duplicate.
-func (c *Conn) deliverSubLocked(s *subscription, p *payload, extra int) {
+func (c *conn) deliverSubLocked(s *subscription, p *payload, extra int) {
 	if s.replaying {
 		if len(s.pending) >= c.h.o.Limits.OutboundQueue {
 			if p.transient {

@@ -9,7 +9,7 @@ import (
 
 // writer is the state of a connection's writer loop.
 type writer struct {
-	c         *Conn
+	c         *conn
 	buf       []byte
 	version   Version
 	msgID     uint64
@@ -27,7 +27,7 @@ var heartbeatEOL = []byte{'\n'}
 // It drains the outbound queue, sends heart-beats and pings, and enforces
 // the connect timeout, the client's heart-beat, token expiry and the
 // incomplete-frame timeout.
-func (c *Conn) writeLoop() {
+func (c *conn) writeLoop() {
 	defer close(c.writerDone)
 	defer c.cancel()
 	defer c.q.abortNow() // nothing more is accepted once the writer is gone
@@ -49,10 +49,8 @@ func (c *Conn) writeLoop() {
 			_ = c.t.Close(CloseGoingAway, "") // the peer is gone; nothing to tell it
 			return
 		}
-		for _, it := range items {
-			if done := w.write(it); done {
-				return
-			}
+		if done := w.writeBatch(items); done {
+			return
 		}
 		now := time.Now()
 		var pe *ProtocolError
@@ -88,6 +86,29 @@ func (c *Conn) writeLoop() {
 		}
 		timer.Reset(w.nextWake(now, connectBy))
 	}
+}
+
+// writeBatch writes what the queue held, coalesced when the transport can.
+func (w *writer) writeBatch(items []*outItem) (done bool) {
+	b, ok := w.c.t.(Batcher)
+	if ok && len(items) > 1 {
+		b.BeginBatch()
+	} else {
+		ok = false
+	}
+	for _, it := range items {
+		if done := w.write(it); done {
+			return true // the transport is closed; Close sent what was buffered
+		}
+	}
+	if ok {
+		if err := b.EndBatch(); err != nil {
+			w.c.lg().Debug("stomp write failed", "error", err)
+			_ = w.c.t.Close(CloseGoingAway, "") // the write error already ended the connection
+			return true
+		}
+	}
+	return false
 }
 
 // nextWake is how long the writer may sleep before a timer is due.

@@ -27,11 +27,11 @@ type Backend struct {
 	mu         sync.Mutex
 	sessions   map[string]*session
 	hub        Deliverer
-	MaxReplay  int                           // resync past this many missed messages; default 1000
-	MaxContent int                           // content limit; default 4096
-	SubmitErr  error                         // returned by Submit when set
-	OnReplay   func(sessionID string)        // runs inside Replay, after the messages are read
-	OnSubmit   func(userID string, m chat.Message) // runs after a message is stored
+	MaxReplay  int                                 // resync past this many missed messages; default 1000
+	MaxContent int                                 // content limit; default 4096
+	SubmitErr  error                               // returned by Submit when set
+	OnReplay   func(sessionID string)              // runs inside Replay, after the messages are read
+	OnSubmit   func(userID string, m chat.Message) // runs after a message is stored and published
 
 	ParticipantChecks atomic.Int64 // IsParticipant calls
 	Submits           atomic.Int64
@@ -82,11 +82,10 @@ func (b *Backend) Publish(sessionID, sender, content string) chat.Message {
 	s := b.sessions[sessionID]
 	m := b.appendLocked(s, sessionID, sender, content, "")
 	ev := chat.Event{Type: chat.EventMessage, SessionID: sessionID, Message: &m, Participants: slices.Clone(s.participants)}
-	h := b.hub
-	b.mu.Unlock()
-	if h != nil {
-		h.Deliver(ev)
+	if b.hub != nil {
+		b.hub.Deliver(ev) // under the lock: in seq order
 	}
+	b.mu.Unlock()
 	return m
 }
 
@@ -145,13 +144,15 @@ func (b *Backend) Submit(ctx context.Context, userID string, req chat.SendReques
 	}
 	m := b.appendLocked(s, req.SessionID, userID, req.Content, req.ClientMessageID)
 	ev := chat.Event{Type: chat.EventMessage, SessionID: req.SessionID, Message: &m, Participants: slices.Clone(s.participants)}
-	h, hook := b.hub, b.OnSubmit
+	// Delivered under the lock, so that events leave in seq order as they
+	// do from the relay (Deliver does not block).
+	if b.hub != nil {
+		b.hub.Deliver(ev)
+	}
+	hook := b.OnSubmit
 	b.mu.Unlock()
 	if hook != nil {
 		hook(userID, m)
-	}
-	if h != nil {
-		h.Deliver(ev)
 	}
 	return nil
 }

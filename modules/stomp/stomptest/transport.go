@@ -43,6 +43,24 @@ type Transport struct {
 	Heartbeats atomic.Int64 // heart-beat EOLs written
 	Pings      atomic.Int64
 	Writes     atomic.Int64
+	Batches    atomic.Int64 // EndBatch calls (stomp.Batcher)
+	inBatch    atomic.Bool
+}
+
+// BeginBatch implements stomp.Batcher.
+func (t *Transport) BeginBatch() {
+	if !t.inBatch.CompareAndSwap(false, true) {
+		panic("stomptest: nested BeginBatch")
+	}
+}
+
+// EndBatch implements stomp.Batcher.
+func (t *Transport) EndBatch() error {
+	if !t.inBatch.CompareAndSwap(true, false) {
+		panic("stomptest: EndBatch without BeginBatch")
+	}
+	t.Batches.Add(1)
+	return nil
 }
 
 // NewTransport returns a Transport ready for Hub.Serve.
