@@ -1,7 +1,6 @@
 package auth
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"net/http"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/gorilla/mux"
@@ -142,8 +140,8 @@ func (d *DevIssuer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req devTokenRequest
-	if code, detail := decodeStrict(raw, &req); code != "" {
-		problem.Error(w, http.StatusBadRequest, code, detail)
+	if p := problem.DecodeJSON(raw, &req); p != nil {
+		problem.Write(w, *p)
 		return
 	}
 	if req.UserID == nil || !ValidUserID(*req.UserID) {
@@ -169,44 +167,4 @@ func isJSON(contentType string) bool {
 	}
 	cs, ok := params["charset"]
 	return !ok || strings.EqualFold(cs, "utf-8")
-}
-
-// decodeStrict decodes exactly one JSON value with no unknown fields and
-// returns the API code and detail of what is wrong, or "".
-func decodeStrict(raw []byte, v any) (code, detail string) {
-	if !utf8.Valid(raw) {
-		return "invalid_json", "the body is not valid UTF-8"
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var typeErr *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &typeErr) && typeErr.Field != "":
-			return "invalid_" + snake(typeErr.Field), typeErr.Field + " has the wrong type"
-		case strings.HasPrefix(err.Error(), "json: unknown field "):
-			return "unknown_field", strings.TrimPrefix(err.Error(), "json: ")
-		default:
-			return "invalid_json", "malformed JSON"
-		}
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return "invalid_json", "trailing data after the JSON value"
-	}
-	return "", ""
-}
-
-// snake turns a camelCase JSON field name into the snake_case of API codes.
-func snake(s string) string {
-	var b strings.Builder
-	for i, r := range s {
-		if r >= 'A' && r <= 'Z' {
-			if i > 0 {
-				b.WriteByte('_')
-			}
-			r += 'a' - 'A'
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }

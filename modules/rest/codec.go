@@ -1,7 +1,6 @@
 package rest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,8 +8,6 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
-	"strings"
-	"unicode/utf8"
 
 	"github.com/chat-service/chat/modules/chat"
 	"github.com/chat-service/chat/modules/problem"
@@ -40,53 +37,11 @@ func (h *Handlers) decode(w http.ResponseWriter, r *http.Request, dst any) bool 
 		problem.Error(w, http.StatusBadRequest, "invalid_json", "the body could not be read")
 		return false
 	}
-	// encoding/json silently replaces invalid UTF-8; the API refuses it.
-	if !utf8.Valid(raw) {
-		problem.Error(w, http.StatusBadRequest, "invalid_json", "the body is not valid UTF-8")
-		return false
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
-		writeDecodeError(w, err)
-		return false
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		problem.Error(w, http.StatusBadRequest, "invalid_json", "unexpected data after the JSON value")
+	if p := problem.DecodeJSON(raw, dst); p != nil {
+		problem.Write(w, *p)
 		return false
 	}
 	return true
-}
-
-func writeDecodeError(w http.ResponseWriter, err error) {
-	var typeErr *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &typeErr) && typeErr.Field != "":
-		problem.Error(w, http.StatusBadRequest, "invalid_"+snake(typeErr.Field), typeErr.Field+" has the wrong type: want "+typeErr.Type.String())
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		problem.Error(w, http.StatusBadRequest, "unknown_field", "unknown field "+strconv.Quote(field))
-	default:
-		problem.Error(w, http.StatusBadRequest, "invalid_json", "the body is not a valid JSON object")
-	}
-}
-
-// snake turns a JSON field path like clientMessageId into client_message_id.
-func snake(field string) string {
-	if i := strings.LastIndexByte(field, '.'); i >= 0 {
-		field = field[i+1:]
-	}
-	var b strings.Builder
-	for i, r := range field {
-		if r >= 'A' && r <= 'Z' {
-			if i > 0 {
-				b.WriteByte('_')
-			}
-			r += 'a' - 'A'
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }
 
 func parseLimit(w http.ResponseWriter, s string, present bool) (int, bool) {
@@ -122,41 +77,16 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // fail maps a chat error to its problem document, once, for every handler.
 func (h *Handlers) fail(w http.ResponseWriter, r *http.Request, err error) {
-	var ce *chat.Error
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		w.WriteHeader(499) // the client went away; nobody reads this answer
+		return
+	}
+	p, ok := chat.ProblemOf(err)
 	switch {
-	case errors.As(err, &ce):
-		p := problem.New(statusOf(ce.Kind), ce.Code, ce.Detail)
-		if ce.RetryAfter > 0 {
-			p.RetryAfter = int(ce.RetryAfter.Seconds())
-		}
-		problem.Write(w, p)
-	case errors.Is(err, chat.ErrUnavailable):
-		h.log.Warn("database unavailable", "path", r.URL.Path, "err", err)
-		problem.Error(w, http.StatusServiceUnavailable, "unavailable", "the database is unreachable; nothing was written")
-	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
-		// The client went away; nobody reads this answer.
-		w.WriteHeader(499)
-	default:
+	case !ok:
 		h.log.Error("request failed", "path", r.URL.Path, "err", err)
-		problem.Error(w, http.StatusInternalServerError, "internal", "an unexpected error occurred")
+	case p.Status == http.StatusServiceUnavailable:
+		h.log.Warn("database unavailable", "path", r.URL.Path, "err", err)
 	}
-}
-
-func statusOf(kind error) int {
-	switch kind {
-	case chat.ErrInvalid:
-		return http.StatusBadRequest
-	case chat.ErrNotFound:
-		return http.StatusNotFound
-	case chat.ErrForbidden:
-		return http.StatusForbidden
-	case chat.ErrTooLarge:
-		return http.StatusRequestEntityTooLarge
-	case chat.ErrRateLimited:
-		return http.StatusTooManyRequests
-	case chat.ErrUnavailable:
-		return http.StatusServiceUnavailable
-	default:
-		return http.StatusInternalServerError
-	}
+	problem.Write(w, p)
 }
