@@ -32,8 +32,10 @@ func IsUnavailable(err error) bool {
 			return true
 		}
 	}
-	// database/sql does not export its "database is closed" error.
-	if strings.Contains(err.Error(), "sql: database is closed") {
+	// database/sql does not export its "database is closed" error, nor
+	// "statement is closed" (a call racing Store.Close at shutdown).
+	if msg := err.Error(); strings.Contains(msg, "sql: database is closed") ||
+		strings.Contains(msg, "sql: statement is closed") {
 		return true
 	}
 	var connErr *pgconn.ConnectError
@@ -79,20 +81,6 @@ func classify(err error) error {
 		return err
 	}
 	return fmt.Errorf("%w: %w", chat.ErrUnavailable, err)
-}
-
-// isUniqueViolation reports a UNIQUE or PRIMARY KEY conflict.
-func isUniqueViolation(err error) bool {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		return pgErr.Code == "23505"
-	}
-	var sqliteErr *sqlite.Error
-	if errors.As(err, &sqliteErr) {
-		c := sqliteErr.Code()
-		return c == sqlite3.SQLITE_CONSTRAINT_UNIQUE || c == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
-	}
-	return false
 }
 
 // errNotFound is what every method answers for a missing session and for a

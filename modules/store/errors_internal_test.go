@@ -25,6 +25,7 @@ func TestIsUnavailable(t *testing.T) {
 		{"nil", nil, false},
 		{"bad conn", fmt.Errorf("query: %w", driver.ErrBadConn), true},
 		{"closed pool", errors.New("sql: database is closed"), true},
+		{"closed statement", errors.New("sql: statement is closed"), true},
 		{"connection refused", fmt.Errorf("dial: %w", syscall.ECONNREFUSED), true},
 		{"deadline", context.DeadlineExceeded, true},
 		{"pgx conn closed", fmt.Errorf("query: %w", pgconn.ErrConnClosed), true},

@@ -13,20 +13,22 @@ import (
 // AppendMessage stores m with the next seq of its session. The seq comes
 // from UPDATE chat_sessions ... RETURNING last_seq, which also locks the
 // session row until commit: sends to one session are serialized, so seqs are
-// gapless and ordered, and a retried ClientMessageID is looked up only while
-// holding that lock, when every earlier send of it has committed and is
-// visible (each READ COMMITTED statement takes a fresh snapshot).
+// gapless and ordered. A retried ClientMessageID meets its original in the
+// INSERT's ON CONFLICT, which only happens while holding that lock, when
+// every earlier send of it has committed and is visible to the lookup that
+// follows (each READ COMMITTED statement takes a fresh snapshot).
 func (s *Store) AppendMessage(ctx context.Context, m chat.NewMessage, inTx chat.TxHook[chat.Message]) (chat.Message, bool, error) {
+	st, err := s.stmts(ctx)
+	if err != nil {
+		return chat.Message{}, false, fmt.Errorf("append message to session %s: %w", m.SessionID, err)
+	}
 	msg := chat.Message{
 		ID: m.ID, SessionID: m.SessionID, SenderID: m.SenderID,
 		ClientMessageID: m.ClientMessageID, Content: m.Content, CreatedAt: orNow(m.CreatedAt),
 	}
-	var (
-		original *chat.Message
-		conflict bool // the unique key caught a duplicate the lookup did not see
-	)
-	err := s.write(ctx, func(tx *sql.Tx) (bool, error) {
-		err := tx.QueryRowContext(ctx, s.q.bumpSeq,
+	var original *chat.Message
+	err = s.write(ctx, func(tx *sql.Tx) (bool, error) {
+		err := tx.StmtContext(ctx, st.bumpSeq).QueryRowContext(ctx,
 			s.d.Time(msg.CreatedAt.Time), m.SessionID, m.SessionID, m.SenderID).Scan(&msg.Seq)
 		if errors.Is(err, sql.ErrNoRows) {
 			return false, errNotFound()
@@ -34,26 +36,27 @@ func (s *Store) AppendMessage(ctx context.Context, m chat.NewMessage, inTx chat.
 		if err != nil {
 			return false, err
 		}
-		if m.ClientMessageID != "" {
-			orig, err := s.messageByClientID(ctx, tx, m)
-			if err == nil {
-				original = &orig
-				return false, nil // rolls back the seq bump
-			}
-			if !errors.Is(err, sql.ErrNoRows) {
-				return false, err
-			}
-		}
-		if _, err := tx.ExecContext(ctx, s.q.insertMessage, msg.ID, msg.SessionID, msg.Seq, msg.SenderID,
-			nullString(msg.ClientMessageID), msg.Content, s.d.Time(msg.CreatedAt.Time)); err != nil {
-			if m.ClientMessageID != "" && isUniqueViolation(err) {
-				conflict = true
-				return false, nil
-			}
+		res, err := tx.StmtContext(ctx, st.insertMessage).ExecContext(ctx, msg.ID, msg.SessionID, msg.Seq,
+			msg.SenderID, nullString(msg.ClientMessageID), msg.Content, s.d.Time(msg.CreatedAt.Time))
+		if err != nil {
 			return false, err
 		}
+		if n, err := res.RowsAffected(); err != nil {
+			return false, err
+		} else if n == 0 {
+			// The sender sent this ClientMessageID before (a NULL one never
+			// conflicts): answer with that message and drop the seq bump.
+			orig, err := scanMessage(tx.StmtContext(ctx, st.messageByClientID).QueryRowContext(ctx,
+				m.SessionID, m.SenderID, m.ClientMessageID), m.SessionID)
+			if err != nil {
+				return false, fmt.Errorf("read original of client message %s: %w", m.ClientMessageID, err)
+			}
+			original = &orig
+			return false, nil
+		}
 		// One's own messages are never unread.
-		if _, err := tx.ExecContext(ctx, s.q.raiseRead, msg.Seq, msg.SessionID, msg.SenderID, msg.Seq); err != nil {
+		if _, err := tx.StmtContext(ctx, st.raiseRead).ExecContext(ctx,
+			msg.Seq, msg.SessionID, msg.SenderID, msg.Seq); err != nil {
 			return false, err
 		}
 		if inTx != nil {
@@ -66,25 +69,10 @@ func (s *Store) AppendMessage(ctx context.Context, m chat.NewMessage, inTx chat.
 	if err != nil {
 		return chat.Message{}, false, fmt.Errorf("append message to session %s: %w", m.SessionID, err)
 	}
-	switch {
-	case original != nil:
+	if original != nil {
 		return *original, false, nil
-	case conflict:
-		orig, err := s.messageByClientID(ctx, s.db, m)
-		if err != nil {
-			return chat.Message{}, false, fmt.Errorf("append message to session %s: read original: %w", m.SessionID, classify(err))
-		}
-		return orig, false, nil
 	}
 	return msg, true, nil
-}
-
-type rowQuerier interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
-func (s *Store) messageByClientID(ctx context.Context, q rowQuerier, m chat.NewMessage) (chat.Message, error) {
-	return scanMessage(q.QueryRowContext(ctx, s.q.messageByClientID, m.SessionID, m.SenderID, m.ClientMessageID), m.SessionID)
 }
 
 // scanMessage scans messageCols.
@@ -109,27 +97,31 @@ func (s *Store) Messages(ctx context.Context, sessionID, userID string, q chat.H
 	if q.Limit < 1 {
 		return nil, false, fmt.Errorf("messages of session %s: limit %d: %w", sessionID, q.Limit, chat.ErrInvalid)
 	}
-	query, args, backwards := s.q.latest, []any{sessionID, sessionID, userID}, true
+	st, err := s.stmts(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("messages of session %s: %w", sessionID, err)
+	}
+	query, args, backwards := st.latest, []any{sessionID, sessionID, userID}, true
 	switch {
 	case q.AfterSeq != nil && q.BeforeSeq != nil:
-		query, backwards = s.q.between, false
+		query, backwards = st.between, false
 		args = append(args, *q.AfterSeq, *q.BeforeSeq)
 	case q.AfterSeq != nil:
-		query, backwards = s.q.after, false
+		query, backwards = st.after, false
 		args = append(args, *q.AfterSeq)
 	case q.BeforeSeq != nil:
-		query = s.q.before
+		query = st.before
 		args = append(args, *q.BeforeSeq)
 	}
 	args = append(args, q.Limit+1)
-	list, err := s.messages(ctx, query, sessionID, args)
+	list, err := messages(ctx, query, sessionID, args)
 	if err != nil {
 		return nil, false, fmt.Errorf("messages of session %s: %w", sessionID, classify(err))
 	}
 	if len(list) == 0 {
 		// The query only returns rows to members; tell "none" from "not yours".
 		var one int
-		err := s.db.QueryRowContext(ctx, s.q.isMember, sessionID, userID).Scan(&one)
+		err := st.isMember.QueryRowContext(ctx, sessionID, userID).Scan(&one)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, false, fmt.Errorf("messages of session %s: %w", sessionID, errNotFound())
 		}
@@ -148,8 +140,8 @@ func (s *Store) Messages(ctx context.Context, sessionID, userID string, q chat.H
 	return list, more, nil
 }
 
-func (s *Store) messages(ctx context.Context, query, sessionID string, args []any) ([]chat.Message, error) {
-	rows, err := s.db.QueryContext(ctx, query, args...)
+func messages(ctx context.Context, query *sql.Stmt, sessionID string, args []any) ([]chat.Message, error) {
+	rows, err := query.QueryContext(ctx, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -169,8 +161,12 @@ func (s *Store) messages(ctx context.Context, query, sessionID string, args []an
 // it: the UPDATE only matches a smaller value, so concurrent marks settle on
 // the largest. Nothing is written, and inTx not called, when it would not move.
 func (s *Store) MarkRead(ctx context.Context, sessionID, userID string, seq int64, inTx chat.ReadHook) (int64, bool, error) {
+	st, err := s.stmts(ctx)
+	if err != nil {
+		return 0, false, fmt.Errorf("mark read in session %s: %w", sessionID, err)
+	}
 	var lastSeq, cur int64
-	err := s.db.QueryRowContext(ctx, s.q.readState, sessionID, userID).Scan(&lastSeq, &cur)
+	err = st.readState.QueryRowContext(ctx, sessionID, userID).Scan(&lastSeq, &cur)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, false, fmt.Errorf("mark read in session %s: %w", sessionID, errNotFound())
 	}
@@ -183,7 +179,7 @@ func (s *Store) MarkRead(ctx context.Context, sessionID, userID string, seq int6
 	}
 	changed := false
 	err = s.write(ctx, func(tx *sql.Tx) (bool, error) {
-		res, err := tx.ExecContext(ctx, s.q.raiseRead, target, sessionID, userID, target)
+		res, err := tx.StmtContext(ctx, st.raiseRead).ExecContext(ctx, target, sessionID, userID, target)
 		if err != nil {
 			return false, err
 		}
@@ -191,9 +187,9 @@ func (s *Store) MarkRead(ctx context.Context, sessionID, userID string, seq int6
 			return false, err
 		} else if n == 0 {
 			// A concurrent mark (or send) moved it at least as far.
-			return false, tx.QueryRowContext(ctx, s.q.currentRead, sessionID, userID).Scan(&cur)
+			return false, tx.StmtContext(ctx, st.currentRead).QueryRowContext(ctx, sessionID, userID).Scan(&cur)
 		}
-		participants, err := s.participantIDs(ctx, tx, sessionID)
+		participants, err := participantIDs(ctx, tx.StmtContext(ctx, st.participantIDs), sessionID)
 		if err != nil {
 			return false, err
 		}

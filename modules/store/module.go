@@ -7,6 +7,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -20,15 +21,16 @@ import (
 )
 
 // Module provides *DB, *sql.DB, Dialect, chat.Store and the "database"
-// readiness check. The database is pinged and migrated in OnStart and
-// closed in OnStop.
+// readiness check. The database is pinged and migrated in OnStart, then the
+// store prepares its statements; in OnStop the store closes them and then
+// the pool closes.
 var Module = fx.Module("store",
 	fx.Decorate(func(log *slog.Logger) *slog.Logger { return log.With("module", "store") }),
 	fx.Provide(
 		NewDB,
 		func(db *DB) *sql.DB { return db.SQL },
 		func(db *DB) Dialect { return db.Dialect },
-		fx.Annotate(New, fx.As(new(chat.Store))),
+		fx.Annotate(newStore, fx.As(new(chat.Store))),
 		httpserver.AsCheck(NewCheck),
 	),
 	fx.Invoke(registerMetrics),
@@ -65,6 +67,23 @@ func NewDB(p DBParams) (*DB, error) {
 		OnStop: func(context.Context) error { return db.Close() },
 	})
 	return db, nil
+}
+
+// newStore is New with the statements prepared on start, so a statement the
+// database rejects fails start-up, and closed on stop. The hooks run after
+// NewDB's on start (migrated) and before them on stop (pool still open).
+func newStore(lc fx.Lifecycle, db *DB) *Store {
+	s := New(db)
+	lc.Append(fx.Hook{
+		OnStart: func(ctx context.Context) error {
+			if _, err := s.stmts(ctx); err != nil {
+				return fmt.Errorf("storage: %s: %w", db.Dialect.Name, err)
+			}
+			return nil
+		},
+		OnStop: func(context.Context) error { return s.Close() },
+	})
+	return s
 }
 
 // PingTimeout bounds the readiness check.

@@ -15,6 +15,10 @@ import (
 // created=false; the unique direct_key decides concurrent creations
 // (INSERT ... ON CONFLICT DO NOTHING waits for the competing transaction).
 func (s *Store) CreateSession(ctx context.Context, ns chat.NewSession, inTx chat.TxHook[chat.Session]) (chat.Session, bool, error) {
+	st, err := s.stmts(ctx)
+	if err != nil {
+		return chat.Session{}, false, fmt.Errorf("create session %s: %w", ns.ID, err)
+	}
 	users := members(ns.CreatorID, ns.Participants)
 	created := orNow(ns.CreatedAt)
 	sess := chat.Session{
@@ -25,8 +29,8 @@ func (s *Store) CreateSession(ctx context.Context, ns chat.NewSession, inTx chat
 		sess.Participants[i] = chat.Participant{UserID: u}
 	}
 	exists := false
-	err := s.write(ctx, func(tx *sql.Tx) (bool, error) {
-		res, err := tx.ExecContext(ctx, s.q.insertSession,
+	err = s.write(ctx, func(tx *sql.Tx) (bool, error) {
+		res, err := tx.StmtContext(ctx, st.insertSession).ExecContext(ctx,
 			ns.ID, ns.Type, ns.Title, nullString(ns.DirectKey), s.d.Time(created.Time))
 		if err != nil {
 			return false, err
@@ -61,7 +65,7 @@ func (s *Store) CreateSession(ctx context.Context, ns chat.NewSession, inTx chat
 		return sess, true, nil
 	}
 	var id string
-	if err := s.db.QueryRowContext(ctx, s.q.sessionByDirectKey, ns.DirectKey).Scan(&id); err != nil {
+	if err := st.sessionByDirectKey.QueryRowContext(ctx, ns.DirectKey).Scan(&id); err != nil {
 		return chat.Session{}, false, fmt.Errorf("create session %s: find direct session: %w", ns.ID, classify(err))
 	}
 	existing, err := s.Session(ctx, id, ns.CreatorID)
@@ -81,7 +85,11 @@ func members(creator string, participants []string) []string {
 
 // Session returns the session as userID sees it.
 func (s *Store) Session(ctx context.Context, id, userID string) (chat.Session, error) {
-	list, err := s.sessions(ctx, s.q.sessionOne, userID, userID, id)
+	st, err := s.stmts(ctx)
+	if err != nil {
+		return chat.Session{}, fmt.Errorf("session %s: %w", id, err)
+	}
+	list, err := s.sessions(ctx, st, st.sessionOne, userID, userID, id)
 	if err != nil {
 		return chat.Session{}, fmt.Errorf("session %s: %w", id, err)
 	}
@@ -96,14 +104,15 @@ func (s *Store) Sessions(ctx context.Context, userID string, limit int, after *c
 	if limit < 1 {
 		return nil, false, fmt.Errorf("list sessions of %s: limit %d: %w", userID, limit, chat.ErrInvalid)
 	}
-	var (
-		list []chat.Session
-		err  error
-	)
+	st, err := s.stmts(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("list sessions of %s: %w", userID, err)
+	}
+	var list []chat.Session
 	if after == nil {
-		list, err = s.sessions(ctx, s.q.sessionPage, userID, userID, limit+1)
+		list, err = s.sessions(ctx, st, st.sessionPage, userID, userID, limit+1)
 	} else {
-		list, err = s.sessions(ctx, s.q.sessionPageAfter, userID, userID,
+		list, err = s.sessions(ctx, st, st.sessionPageAfter, userID, userID,
 			s.d.Time(after.Activity.Time), after.ID, limit+1)
 	}
 	if err != nil {
@@ -118,8 +127,8 @@ func (s *Store) Sessions(ctx context.Context, userID string, limit int, after *c
 
 // sessions runs a sessionSelect query, then loads the participants of every
 // returned session in one more query.
-func (s *Store) sessions(ctx context.Context, query string, args ...any) ([]chat.Session, error) {
-	rows, err := s.db.QueryContext(ctx, query, args...)
+func (s *Store) sessions(ctx context.Context, st *stmts, query *sql.Stmt, args ...any) ([]chat.Session, error) {
+	rows, err := query.QueryContext(ctx, args...)
 	if err != nil {
 		return nil, classify(err)
 	}
@@ -165,7 +174,12 @@ func (s *Store) sessions(ctx context.Context, query string, args ...any) ([]chat
 	for i, ss := range list {
 		ids[i] = ss.ID
 	}
-	prows, err := s.db.QueryContext(ctx, s.d.Rebind(fmt.Sprintf(s.q.participants, placeholders(len(ids)))), ids...)
+	var prows *sql.Rows
+	if len(ids) == 1 {
+		prows, err = st.participantsOfOne.QueryContext(ctx, ids...)
+	} else {
+		prows, err = s.db.QueryContext(ctx, s.d.Rebind(fmt.Sprintf(s.q.participants, placeholders(len(ids)))), ids...)
+	}
 	if err != nil {
 		return nil, classify(err)
 	}
@@ -187,7 +201,11 @@ func (s *Store) sessions(ctx context.Context, query string, args ...any) ([]chat
 
 // Participants returns the user ids of a session.
 func (s *Store) Participants(ctx context.Context, sessionID string) ([]string, error) {
-	users, err := s.participantIDs(ctx, s.db, sessionID)
+	st, err := s.stmts(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("participants of session %s: %w", sessionID, err)
+	}
+	users, err := participantIDs(ctx, st.participantIDs, sessionID)
 	if err != nil {
 		return nil, fmt.Errorf("participants of session %s: %w", sessionID, classify(err))
 	}
@@ -197,13 +215,10 @@ func (s *Store) Participants(ctx context.Context, sessionID string) ([]string, e
 	return users, nil
 }
 
-// querier is what *sql.DB and *sql.Tx share.
-type querier interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-}
-
-func (s *Store) participantIDs(ctx context.Context, q querier, sessionID string) ([]string, error) {
-	rows, err := q.QueryContext(ctx, s.q.participantIDs, sessionID)
+// participantIDs runs the participantIDs statement (or its form in a
+// transaction).
+func participantIDs(ctx context.Context, stmt *sql.Stmt, sessionID string) ([]string, error) {
+	rows, err := stmt.QueryContext(ctx, sessionID)
 	if err != nil {
 		return nil, err
 	}
@@ -221,7 +236,11 @@ func (s *Store) participantIDs(ctx context.Context, q querier, sessionID string)
 
 // Unread lists userID's sessions with unread messages, newest activity first.
 func (s *Store) Unread(ctx context.Context, userID string) ([]chat.UnreadCount, error) {
-	rows, err := s.db.QueryContext(ctx, s.q.unread, userID)
+	st, err := s.stmts(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("unread of %s: %w", userID, err)
+	}
+	rows, err := st.unread.QueryContext(ctx, userID)
 	if err != nil {
 		return nil, fmt.Errorf("unread of %s: %w", userID, classify(err))
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/chat-service/chat/modules/chat"
@@ -22,9 +24,14 @@ type Store struct {
 	// writer queues write transactions when the dialect takes one writer at
 	// a time (SQLite); nil otherwise.
 	writer chan struct{}
+
+	prepared  atomic.Pointer[stmts] // nil until first use (see stmts)
+	prepareMu sync.Mutex            // one preparer at a time; guards closed
+	closed    bool
 }
 
-// New returns the store over an open, migrated database.
+// New returns the store over db, which need not be reachable or migrated
+// yet: statements are prepared on first use. Close releases them.
 func New(db *DB) *Store {
 	s := &Store{db: db.SQL, d: db.Dialect, q: buildQueries(db.Dialect)}
 	if db.Dialect.SingleWriter {
@@ -97,11 +104,13 @@ func orNow(t chat.Time) chat.Time {
 	return chat.NewTime(t.Time)
 }
 
-// queries are the statements, rebound once for the dialect.
+// queries are the statements, rebound once for the dialect. All but the two
+// templates (insertMemberPrefix, participants) are prepared (stmts).
 type queries struct {
 	insertSession, insertMemberPrefix, sessionByDirectKey string
 	sessionOne, sessionPage, sessionPageAfter             string
-	participants, participantIDs, unread                  string
+	participants, participantsOfOne, participantIDs       string
+	unread                                                string
 	bumpSeq, messageByClientID, insertMessage             string
 	readState, raiseRead, currentRead, isMember           string
 	latest, before, after, between                        string
@@ -135,6 +144,8 @@ func buildQueries(d Dialect) queries {
 	r := d.Rebind
 	page := `ORDER BY COALESCE(s.last_message_at, s.created_at) DESC, s.id DESC LIMIT ?`
 	msgs := `SELECT ` + messageCols + ` FROM chat_messages WHERE session_id = ?` + memberFilter
+	participants := `SELECT session_id, user_id, last_read_seq FROM chat_session_members
+			WHERE session_id IN (%s) ORDER BY session_id, joined_at, user_id`
 	return queries{
 		insertSession: r(`INSERT INTO chat_sessions (id, type, title, direct_key, last_seq, created_at)
 			VALUES (?, ?, ?, ?, 0, ?) ON CONFLICT (direct_key) DO NOTHING`),
@@ -144,9 +155,9 @@ func buildQueries(d Dialect) queries {
 		sessionPage:        r(fmt.Sprintf(sessionSelect, page)),
 		sessionPageAfter: r(fmt.Sprintf(sessionSelect,
 			`AND (COALESCE(s.last_message_at, s.created_at), s.id) < (?, ?) `+page)),
-		participants: `SELECT session_id, user_id, last_read_seq FROM chat_session_members
-			WHERE session_id IN (%s) ORDER BY session_id, joined_at, user_id`,
-		participantIDs: r(`SELECT user_id FROM chat_session_members WHERE session_id = ? ORDER BY joined_at, user_id`),
+		participants:      participants,
+		participantsOfOne: r(fmt.Sprintf(participants, "?")),
+		participantIDs:    r(`SELECT user_id FROM chat_session_members WHERE session_id = ? ORDER BY joined_at, user_id`),
 		unread: r(`SELECT s.id, COUNT(*)
 			FROM chat_session_members mb
 			JOIN chat_sessions s ON s.id = mb.session_id AND s.last_seq > mb.last_read_seq
@@ -160,7 +171,7 @@ func buildQueries(d Dialect) queries {
 		messageByClientID: r(`SELECT ` + messageCols + ` FROM chat_messages
 			WHERE session_id = ? AND sender_id = ? AND client_message_id = ?`),
 		insertMessage: r(`INSERT INTO chat_messages (id, session_id, seq, sender_id, client_message_id, content, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`),
+			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (session_id, sender_id, client_message_id) DO NOTHING`),
 		readState: r(`SELECT s.last_seq, mb.last_read_seq FROM chat_session_members mb
 			JOIN chat_sessions s ON s.id = mb.session_id WHERE mb.session_id = ? AND mb.user_id = ?`),
 		raiseRead: r(`UPDATE chat_session_members SET last_read_seq = ?

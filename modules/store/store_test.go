@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxtest"
@@ -73,6 +75,25 @@ func TestClosedDatabaseIsUnavailable(t *testing.T) {
 	})
 }
 
+func TestClosedStoreIsUnavailable(t *testing.T) {
+	t.Parallel()
+	storetest.Backends(t, func(t *testing.T, cfg config.Storage) {
+		t.Parallel()
+		s := store.New(open(t, cfg))
+		ctx := context.Background()
+		if _, err := s.Unread(ctx, "alice"); err != nil {
+			t.Fatalf("Unread: %v", err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		_, err := s.Session(ctx, "0193", "alice")
+		assertUnavailable(t, "Session", err)
+		_, _, err = s.AppendMessage(ctx, chat.NewMessage{ID: "m", SessionID: "0193", SenderID: "alice", Content: "x"}, nil)
+		assertUnavailable(t, "AppendMessage", err)
+	})
+}
+
 // TestPostgresGoesAway refuses new connections to a running store's database
 // and drops the open ones: every call then answers ErrUnavailable.
 func TestPostgresGoesAway(t *testing.T) {
@@ -99,6 +120,85 @@ func TestPostgresGoesAway(t *testing.T) {
 	_, _, err = s.Sessions(ctx, "alice", 10, nil)
 	assertUnavailable(t, "Sessions", err)
 	assertUnavailable(t, "Ping", s.Ping(ctx))
+}
+
+// TestPostgresComesBack takes a store's database away after its statements
+// were prepared and used, then lets it back: the calls in between answer
+// ErrUnavailable, and afterwards the same statements work on new connections.
+func TestPostgresComesBack(t *testing.T) {
+	t.Parallel()
+	cfg := storetest.NewPostgres(t)
+	db := open(t, cfg)
+	s := store.New(db)
+	t.Cleanup(func() { _ = s.Close() }) // the pool's cleanup would release them anyway
+	ctx := context.Background()
+	sess, _, err := s.CreateSession(ctx, chat.NewSession{ID: uuid.Must(uuid.NewV7()).String(), Type: chat.TypeGroup,
+		CreatorID: "alice", Participants: []string{"bob"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	roundTrip := func() error { // a send and the reads around it
+		n++
+		if _, err := s.Participants(ctx, sess.ID); err != nil {
+			return err
+		}
+		m, _, err := s.AppendMessage(ctx, chat.NewMessage{ID: uuid.Must(uuid.NewV7()).String(), SessionID: sess.ID,
+			SenderID: "alice", ClientMessageID: fmt.Sprint("c-", n), Content: "hi"}, nil)
+		if err != nil {
+			return err
+		}
+		if _, _, err := s.Messages(ctx, sess.ID, "bob", chat.HistoryQuery{Limit: 10}); err != nil {
+			return err
+		}
+		if _, _, err := s.MarkRead(ctx, sess.ID, "bob", m.Seq, nil); err != nil {
+			return err
+		}
+		_, err = s.Session(ctx, sess.ID, "bob")
+		return err
+	}
+	if err := roundTrip(); err != nil {
+		t.Fatalf("before the outage: %v", err)
+	}
+
+	var name string
+	if err := db.SQL.QueryRowContext(ctx, `SELECT current_database()`).Scan(&name); err != nil {
+		t.Fatal(err)
+	}
+	admin, err := sql.Open("pgx", os.Getenv(storetest.PostgresEnv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	allow := func(yes bool) {
+		t.Helper()
+		if _, err := admin.ExecContext(ctx, fmt.Sprintf(`ALTER DATABASE "%s" ALLOW_CONNECTIONS %t`, name, yes)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	allow(false)
+	if _, err := admin.ExecContext(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1`, name); err != nil {
+		t.Fatal(err)
+	}
+	assertUnavailable(t, "round trip during the outage", roundTrip())
+	assertUnavailable(t, "round trip during the outage", roundTrip())
+	allow(true)
+
+	// A connection that died in the outage fails the call that meets it and
+	// leaves the pool; the pool holds only a few.
+	for attempt := 1; ; attempt++ {
+		err := roundTrip()
+		if err == nil {
+			t.Logf("round trip after the outage succeeded on attempt %d", attempt)
+			break
+		}
+		if !errors.Is(err, chat.ErrUnavailable) || attempt == 10 {
+			t.Fatalf("round trip %d after the outage: %v", attempt, err)
+		}
+	}
+	if err := roundTrip(); err != nil {
+		t.Fatalf("after the outage: %v", err)
+	}
 }
 
 func TestOpenUnreachablePostgres(t *testing.T) {
