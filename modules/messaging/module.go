@@ -27,8 +27,8 @@ import (
 
 // Module provides chat.Events (the transactional outbox), *Commands (the
 // chat.send submitter the STOMP gateway takes) and the "relay" readiness
-// check, and runs the routers: outbox forwarder, relay → Hub, command
-// consumer, plus the janitor (lag metrics, pruning). It needs *sql.DB and
+// check, and runs the outbox forwarder, the routers (relay → Hub, command
+// consumer) and the janitor (lag metrics, pruning). It needs *sql.DB and
 // store.Dialect (store.Module), a Hub (the STOMP gateway), a Sender
 // (*chat.Service), config.Relay, config.Outbox and config.Commands.
 //
@@ -82,6 +82,9 @@ type Messaging struct {
 	routers []*message.Router // in start order; closed in reverse
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
+	stopFwd func() // stops the forwarder and waits for it
+
+	wake chan struct{} // Outbox.Stored → forwarder; buffered, never closed
 
 	stateMu  sync.RWMutex // guards what Outbox and Commands use while running
 	relay    relay
@@ -107,7 +110,7 @@ func New(p Params) (*Messaging, error) {
 	}
 	m := &Messaging{
 		db: p.DB, driver: p.Dialect.Name, relayCfg: p.Relay, outbox: p.Outbox, cmds: p.Commands,
-		instance: p.Instance, log: log, metrics: newMetrics(),
+		instance: p.Instance, log: log, metrics: newMetrics(), wake: make(chan struct{}, 1),
 		// watermill's Info is per-subscription chatter: Debug here.
 		wlog: watermill.NewSlogLoggerWithLevelMapping(log, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug}),
 	}
@@ -196,6 +199,7 @@ func (m *Messaging) Start(ctx context.Context, hub Hub, sender Sender) (err erro
 	runCtx, cancel := context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
+			m.stopForwarder()
 			cancel()
 			m.closeRouters()
 			_ = r.close() // the start error is the one to report
@@ -214,18 +218,27 @@ func (m *Messaging) Start(ctx context.Context, hub Hub, sender Sender) (err erro
 		return err
 	}
 
+	// The forwarder runs beside the routers: it reads the outbox in
+	// batches and acknowledges each batch once the relay confirmed it.
+	reader := m.backend.outboxReader(OutboxTopic, forwarderGroup)
+	if err := reader.init(ctx); err != nil {
+		return fmt.Errorf("messaging: outbox: %w", err)
+	}
+	fwd := &forwarder{reader: reader, relay: r, idle: m.outbox.PollInterval, wake: m.wake, m: m.metrics, log: m.log}
+	fwdCtx, fwdCancel := context.WithCancel(runCtx)
+	fwdDone := make(chan struct{})
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		defer close(fwdDone)
+		fwd.run(fwdCtx)
+	}()
+	m.stopFwd = func() { fwdCancel(); <-fwdDone }
+
 	workRouter, err := m.newRouter()
 	if err != nil {
 		return err
 	}
-	outboxSub, err := m.backend.subscriber(subscriberConfig{group: forwarderGroup, poll: m.outbox.PollInterval})
-	if err != nil {
-		return fmt.Errorf("messaging: outbox subscriber: %w", err)
-	}
-	fwd := &forwarder{relay: r, m: m.metrics, log: m.log}
-	workRouter.AddConsumerHandler(handlerForwarder, OutboxTopic, outboxSub, fwd.handle).
-		AddMiddleware(retry{initial: 100 * time.Millisecond, max: 5 * time.Second}.middleware)
-
 	cmdSub, cmdTopic, err := cq.subscriber()
 	if err != nil {
 		return fmt.Errorf("messaging: command subscriber: %w", err)
@@ -284,6 +297,14 @@ func (m *Messaging) run(start, runCtx context.Context, router *message.Router) e
 	}
 }
 
+// stopForwarder stops the forwarder, if it runs, and waits for it.
+func (m *Messaging) stopForwarder() {
+	if m.stopFwd != nil {
+		m.stopFwd()
+		m.stopFwd = nil
+	}
+}
+
 func (m *Messaging) closeRouters() {
 	for i := len(m.routers) - 1; i >= 0; i-- {
 		if err := m.routers[i].Close(); err != nil {
@@ -293,9 +314,9 @@ func (m *Messaging) closeRouters() {
 	m.routers = nil
 }
 
-// Stop closes the routers (consumers first, then relay → Hub), the janitor
-// and the relay. Events not yet forwarded stay in the outbox for the next
-// forwarder.
+// Stop stops the forwarder, closes the routers (consumers first, then
+// relay → Hub), the janitor and the relay. Events not yet forwarded stay in
+// the outbox for the next forwarder.
 func (m *Messaging) Stop(ctx context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -307,6 +328,9 @@ func (m *Messaging) Stop(ctx context.Context) error {
 	r := m.relay
 	m.relay, m.cmdQueue = nil, nil // Transient and Submit now fail fast
 	m.stateMu.Unlock()
+	// The forwarder first: it publishes to the relay, whose router is
+	// closed next. An interrupted batch stays in the outbox, unacknowledged.
+	m.stopForwarder()
 	m.closeRouters()
 	m.cancel()
 	done := make(chan struct{})

@@ -50,9 +50,8 @@ const (
 	metaOffset     = "sql_offset"  // SQLite row offset, used by the external-ack subscriber
 
 	// Handler names.
-	handlerForwarder = "outbox_forwarder"
-	handlerRelay     = "relay_to_hub"
-	handlerCommands  = "chat_send_consumer"
+	handlerRelay    = "relay_to_hub"
+	handlerCommands = "chat_send_consumer"
 )
 
 // SessionKey is the routing key of a session's events.

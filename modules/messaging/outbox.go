@@ -41,6 +41,13 @@ func (o *Outbox) Stored(_ context.Context, tx *sql.Tx, evs ...chat.Event) error 
 	if err := pub.Publish(OutboxTopic, msgs...); err != nil {
 		return fmt.Errorf("write %d event(s) to the outbox: %w", len(msgs), err)
 	}
+	// Tell this instance's forwarder that rows are coming. They become
+	// visible when tx commits, shortly after: the forwarder polls often
+	// while events come, rather than after outbox.poll_interval.
+	select {
+	case o.m.wake <- struct{}{}:
+	default: // a signal is pending already
+	}
 	return nil
 }
 

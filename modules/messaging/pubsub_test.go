@@ -13,7 +13,8 @@ import (
 )
 
 // watermill's own pub/sub conformance suite, on the SQL adapters the
-// outbox and the SQL command queue use. ForceShort keeps it to about a
+// outbox publisher and the SQL command queue use (the forwarder reads the
+// outbox with a reader of its own: forwarder_test.go). ForceShort keeps it to about a
 // hundred messages per test. Topics are the suite's ("topic-<uuid>"); their
 // tables are created on subscribe, as production's come from migrations.
 

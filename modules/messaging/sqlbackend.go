@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -25,6 +26,7 @@ type sqlBackend struct {
 	driver  string
 	schema  wmsql.SchemaAdapter
 	offsets wmsql.OffsetsAdapter
+	batch   int // rows per read (outbox.batch_size)
 	log     watermill.LoggerAdapter
 }
 
@@ -32,7 +34,10 @@ type sqlBackend struct {
 // topic's messages table is named like the topic, its offsets table
 // topic + "_offsets": OutboxTopic is chat_message_outbox.
 func newSQLBackend(db *sql.DB, driver string, batchSize int, log watermill.LoggerAdapter) (*sqlBackend, error) {
-	b := &sqlBackend{db: db, driver: driver, log: log}
+	if batchSize <= 0 {
+		batchSize = 100 // watermill-sql's default
+	}
+	b := &sqlBackend{db: db, driver: driver, batch: batchSize, log: log}
 	switch driver {
 	case driverSQLite:
 		b.schema = SQLiteSchema{SubscribeBatchSize: batchSize}
@@ -89,7 +94,11 @@ func (b *sqlBackend) subscriber(c subscriberConfig) (message.Subscriber, error) 
 		cfg.AckDeadline = &d
 	}
 	if b.driver == driverPostgres {
-		return wmsql.NewSubscriber(b.db, cfg, b.log)
+		sub, err := wmsql.NewSubscriber(b.db, cfg, b.log)
+		if err != nil {
+			return nil, err
+		}
+		return &closingSubscriber{sub: sub}, nil
 	}
 	return newAckingSubscriber(b.db, cfg, b.offsets.(SQLiteOffsets), b.log)
 }
@@ -120,4 +129,45 @@ func (b *sqlBackend) schemaWithBatch(n int) wmsql.SchemaAdapter {
 		return s
 	}
 	return b.schema
+}
+
+// closingSubscriber is a watermill-sql subscriber whose Close returns after
+// every channel it handed out is closed: watermill-sql's returns when its
+// polling stops, and closes the channel a moment later.
+type closingSubscriber struct {
+	sub *wmsql.Subscriber
+	wg  sync.WaitGroup
+}
+
+// Subscribe implements message.Subscriber.
+func (s *closingSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	in, err := s.sub.Subscribe(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan *message.Message)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer close(out)
+		for msg := range in {
+			select {
+			case out <- msg:
+			case <-msg.Context().Done(): // the subscriber is closing; unacked, it stays unread
+			}
+		}
+	}()
+	return out, nil
+}
+
+// SubscribeInitialize implements message.SubscribeInitializer.
+func (s *closingSubscriber) SubscribeInitialize(topic string) error {
+	return s.sub.SubscribeInitialize(topic)
+}
+
+// Close implements message.Subscriber.
+func (s *closingSubscriber) Close() error {
+	err := s.sub.Close()
+	s.wg.Wait()
+	return err
 }
