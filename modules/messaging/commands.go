@@ -6,13 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/chat-service/chat/modules/chat"
-	"github.com/chat-service/chat/modules/problem"
 )
 
 // Sender stores a send taken from the command queue; *chat.Service is one.
@@ -128,7 +126,7 @@ func (c *commandConsumer) handle(msg *message.Message) error {
 		c.m.metrics.commandRetries.Inc()
 		return fmt.Errorf("store chat.send from %s: %w", userID, err)
 	}
-	p := problemFor(err)
+	p, _ := chat.ProblemOf(err) // an unexpected error is reported as 500 internal, and logged below
 	p.ClientMessageID = req.ClientMessageID
 	if p.Status >= 500 {
 		c.log.Error("chat.send command failed; reported to the sender", "user_id", userID, "session_id", req.SessionID, "err", err)
@@ -162,28 +160,4 @@ func (c *commandConsumer) report(ctx context.Context, ev chat.Event) error {
 func isTransient(err error) bool {
 	return errors.Is(err, chat.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) ||
 		errors.Is(err, context.Canceled)
-}
-
-// problemFor maps a domain error to the problem document a client gets.
-func problemFor(err error) problem.Problem {
-	var e *chat.Error
-	if !errors.As(err, &e) {
-		return problem.New(http.StatusInternalServerError, "internal_error", "the message could not be stored")
-	}
-	status := http.StatusBadRequest
-	switch {
-	case errors.Is(err, chat.ErrNotFound):
-		status = http.StatusNotFound
-	case errors.Is(err, chat.ErrForbidden):
-		status = http.StatusForbidden
-	case errors.Is(err, chat.ErrTooLarge):
-		status = http.StatusRequestEntityTooLarge
-	case errors.Is(err, chat.ErrRateLimited):
-		status = http.StatusTooManyRequests
-	}
-	p := problem.New(status, e.Code, e.Detail)
-	if e.RetryAfter > 0 {
-		p.RetryAfter = int((e.RetryAfter + 999_999_999) / 1_000_000_000)
-	}
-	return p
 }

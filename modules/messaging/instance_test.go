@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"sync"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/chat-service/chat/config"
 	"github.com/chat-service/chat/modules/chat"
+	"github.com/chat-service/chat/modules/platform/platformtest/tcpproxy"
 	"github.com/chat-service/chat/modules/store"
 )
 
@@ -199,21 +199,9 @@ func (in *instance) sendAll(t testing.TB, sessions []string, perSession int, par
 	}
 }
 
-// proxy is a TCP relay in front of RabbitMQ that a test can cut (drop every
-// connection and refuse new ones) and restore.
-type proxy struct {
-	ln     net.Listener
-	target string
-
-	mu    sync.Mutex
-	cut   bool
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
-}
-
-// newAMQPProxy returns a proxy to the RabbitMQ of rawURL and the URL
-// through it.
-func newAMQPProxy(t testing.TB, rawURL string) (*proxy, string) {
+// newAMQPProxy returns a cuttable proxy to the RabbitMQ of rawURL and the
+// URL through it.
+func newAMQPProxy(t testing.TB, rawURL string) (*tcpproxy.Proxy, string) {
 	t.Helper()
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -223,73 +211,7 @@ func newAMQPProxy(t testing.TB, rawURL string) (*proxy, string) {
 	if u.Port() == "" {
 		target = net.JoinHostPort(u.Hostname(), "5672")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
-	p.wg.Add(1)
-	go p.accept()
-	t.Cleanup(p.close)
-	u.Host = ln.Addr().String()
+	p := tcpproxy.New(t, target)
+	u.Host = p.Addr()
 	return p, u.String()
-}
-
-func (p *proxy) Cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.cut = true
-	for c := range p.conns {
-		_ = c.Close() // dropping the link is the point
-	}
-}
-
-func (p *proxy) Restore() {
-	p.mu.Lock()
-	p.cut = false
-	p.mu.Unlock()
-}
-
-func (p *proxy) accept() {
-	defer p.wg.Done()
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		if p.cut {
-			p.mu.Unlock()
-			_ = c.Close() // refused while cut
-			continue
-		}
-		up, err := net.DialTimeout("tcp", p.target, 5*time.Second)
-		if err != nil {
-			p.mu.Unlock()
-			_ = c.Close()
-			continue
-		}
-		p.conns[c], p.conns[up] = struct{}{}, struct{}{}
-		p.mu.Unlock()
-		p.wg.Add(2)
-		go p.pipe(c, up)
-		go p.pipe(up, c)
-	}
-}
-
-func (p *proxy) pipe(dst, src net.Conn) {
-	defer p.wg.Done()
-	_, _ = io.Copy(dst, src) // ends when either side closes
-	_ = dst.Close()
-	_ = src.Close()
-	p.mu.Lock()
-	delete(p.conns, dst)
-	delete(p.conns, src)
-	p.mu.Unlock()
-}
-
-func (p *proxy) close() {
-	_ = p.ln.Close()
-	p.Cut()
-	p.wg.Wait()
 }

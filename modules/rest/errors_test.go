@@ -11,6 +11,7 @@ import (
 	"github.com/chat-service/chat/config"
 	"github.com/chat-service/chat/modules/chat"
 	"github.com/chat-service/chat/modules/platform/platformtest"
+	"github.com/chat-service/chat/modules/platform/platformtest/tcpproxy"
 	"github.com/chat-service/chat/modules/store/storetest"
 )
 
@@ -129,7 +130,7 @@ func TestDatabaseOutage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxy := platformtest.NewProxy(t, u.Host)
+	proxy := tcpproxy.New(t, u.Host)
 	u.Host = proxy.Addr()
 	q := u.Query()
 	q.Set("connect_timeout", "2")

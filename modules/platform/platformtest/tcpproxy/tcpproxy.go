@@ -1,10 +1,14 @@
-package platformtest
+// Package tcpproxy is a test helper: a TCP relay in front of a dependency
+// (PostgreSQL, RabbitMQ) that a test can cut and restore. It imports nothing
+// of the service, so any package's tests can use it.
+package tcpproxy
 
 import (
 	"io"
 	"net"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Proxy is a TCP relay in front of a dependency (PostgreSQL, RabbitMQ) that
@@ -20,8 +24,8 @@ type Proxy struct {
 	wg    sync.WaitGroup
 }
 
-// NewProxy listens on a loopback port and forwards to target (host:port).
-func NewProxy(t testing.TB, target string) *Proxy {
+// New listens on a loopback port and forwards to target (host:port).
+func New(t testing.TB, target string) *Proxy {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -67,7 +71,7 @@ func (p *Proxy) accept() {
 			_ = c.Close() // refused while cut
 			continue
 		}
-		up, err := net.Dial("tcp", p.target)
+		up, err := net.DialTimeout("tcp", p.target, 5*time.Second)
 		if err != nil {
 			p.mu.Unlock()
 			_ = c.Close()
