@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net"
 	"os"
 	"testing"
 	"time"
@@ -64,3 +65,55 @@ func TestLoopbackOnly(t *testing.T) {
 		t.Error("a LAN URL was accepted")
 	}
 }
+
+func TestParseWSFrame(t *testing.T) {
+	long := make([]byte, 300)
+	for _, tc := range []struct {
+		name    string
+		in      []byte
+		fin     bool
+		op      byte
+		payload int
+		n       int
+		err     bool
+	}{
+		{name: "empty", in: nil},
+		{name: "header only", in: []byte{0x81}},
+		{name: "small text", in: []byte{0x81, 2, 'h', 'i'}, fin: true, op: opText, payload: 2, n: 4},
+		{name: "partial payload", in: []byte{0x81, 3, 'h', 'i'}},
+		{name: "16-bit length", in: append([]byte{0x81, 126, 1, 44}, long...), fin: true, op: opText, payload: 300, n: 304},
+		{name: "16-bit length partial", in: []byte{0x81, 126, 1}},
+		{name: "first fragment", in: []byte{0x01, 1, 'a'}, op: opText, payload: 1, n: 3},
+		{name: "ping", in: []byte{0x89, 0}, fin: true, op: opPing, n: 2},
+		{name: "masked", in: []byte{0x81, 0x81, 0, 0, 0, 0, 'a'}, err: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fin, op, payload, n, err := parseWSFrame(tc.in)
+			if (err != nil) != tc.err || fin != tc.fin || op != tc.op || len(payload) != tc.payload || n != tc.n {
+				t.Fatalf("got fin=%v op=%d payload=%d n=%d err=%v", fin, op, len(payload), n, err)
+			}
+		})
+	}
+}
+
+// TestNextReassembles feeds fragments, a ping between them and a close.
+func TestNextReassembles(t *testing.T) {
+	c := &wsConn{fd: -1, nc: discardConn{}}
+	in := []byte{0x01, 3, 'a', 'b', 'c', 0x89, 0, 0x80, 2, 'd', 'e', 0x81, 1, 'f', 0x88, 2, 0x03, 0xE9}
+	c.rbuf, c.w = in, len(in)
+	for _, want := range []string{"abcde", "f"} {
+		msg, err := c.next()
+		if err != nil || string(msg) != want {
+			t.Fatalf("next = %q, %v; want %q", msg, err, want)
+		}
+	}
+	if _, err := c.next(); !isNormalClose(err) {
+		t.Fatalf("close 1001: %v", err)
+	}
+}
+
+// discardConn takes the pong next answers.
+type discardConn struct{ net.Conn }
+
+func (discardConn) Write(p []byte) (int, error)      { return len(p), nil }
+func (discardConn) SetWriteDeadline(time.Time) error { return nil }

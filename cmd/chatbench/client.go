@@ -11,11 +11,9 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-stomp/stomp/v3/frame"
-	"github.com/gorilla/websocket"
 
 	"github.com/chat-service/chat/modules/stomp"
 )
@@ -87,56 +85,50 @@ func (t *target) session(ctx context.Context, token string, others []string) (st
 	return out.ID, err
 }
 
-// conn is a minimal STOMP 1.2 client over a WebSocket, enough to load the
-// server: CONNECT, SUBSCRIBE with a receipt, SEND, and a read loop.
+// conn is a minimal STOMP 1.2 client over a wsConn, enough to load the
+// server: CONNECT, SUBSCRIBE with a receipt, SEND. After setup a poller
+// reads it: a MESSAGE is recognised by its first bytes without parsing it
+// (the server sends one frame per WebSocket message).
 type conn struct {
-	ws       *websocket.Conn
-	wmu      sync.Mutex
-	dec      *stomp.Decoder
-	mu       sync.Mutex
-	receipts map[string]chan struct{}
-	nextID   int
+	ws        *wsConn
+	dec       *stomp.Decoder
+	nextID    int
+	onMessage func([]byte) // called by the poller with each MESSAGE frame
+	onEnd     func(error)  // called by the poller once, when the connection ends
 }
 
 func dialSTOMP(ctx context.Context, base, token string) (*conn, error) {
-	u := "ws" + strings.TrimPrefix(base, "http") + "/ws?access_token=" + url.QueryEscape(token)
-	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, Subprotocols: []string{"v12.stomp"},
-		ReadBufferSize: 16 << 10, WriteBufferSize: 4096}
-	ws, _, err := d.DialContext(ctx, u, nil)
+	ws, err := dialWS(ctx, base, "/ws?access_token="+url.QueryEscape(token), "v12.stomp")
 	if err != nil {
 		return nil, err
 	}
-	c := &conn{ws: ws, dec: stomp.NewDecoder(1 << 20), receipts: map[string]chan struct{}{}}
+	c := &conn{ws: ws, dec: stomp.NewDecoder(1 << 20)}
 	c.dec.SetVersion(stomp.V12)
 	if err := c.write(frame.New(frame.CONNECT, "accept-version", "1.2", "host", "bench", "heart-beat", "0,0")); err != nil {
-		ws.Close()
+		ws.nc.Close()
 		return nil, err
 	}
-	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_ = ws.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
 	f, err := c.readFrame()
 	if err != nil {
-		ws.Close()
+		ws.nc.Close()
 		return nil, err
 	}
 	if f.Command != frame.CONNECTED {
-		ws.Close()
+		ws.nc.Close()
 		return nil, fmt.Errorf("CONNECT answered %s: %s %s", f.Command, f.Header.Get("message"), f.Body)
 	}
-	_ = ws.SetReadDeadline(time.Time{})
+	_ = ws.nc.SetReadDeadline(time.Time{})
 	return c, nil
 }
 
 func (c *conn) write(f *frame.Frame) error {
-	b := stomp.AppendFrame(nil, f, stomp.V12)
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	_ = c.ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	return c.ws.WriteMessage(websocket.TextMessage, b)
+	return c.ws.writeFrame(opText, stomp.AppendFrame(nil, f, stomp.V12))
 }
 
-// readFrame returns the next frame (heart-beats skipped).
+// readFrame returns the next frame (heart-beats skipped); setup phase only.
 func (c *conn) readFrame() (*frame.Frame, error) {
-	for range 1 << 20 { // bounded: a server that sends only partial frames fails here eventually
+	for range 1 << 16 { // bounded: a server that sends only partial frames fails here eventually
 		f, err := c.dec.Next()
 		if err != nil {
 			return nil, err
@@ -144,7 +136,7 @@ func (c *conn) readFrame() (*frame.Frame, error) {
 		if f != nil {
 			return f, nil
 		}
-		_, b, err := c.ws.ReadMessage()
+		b, err := c.ws.readMessage()
 		if err != nil {
 			return nil, err
 		}
@@ -153,41 +145,28 @@ func (c *conn) readFrame() (*frame.Frame, error) {
 	return nil, errors.New("no complete frame")
 }
 
-// subscribe subscribes and waits for the RECEIPT; call before run, or from
-// another goroutine while run is reading.
-func (c *conn) subscribe(dest string, run bool) error {
-	c.mu.Lock()
+// subscribe subscribes and waits for the RECEIPT (setup phase only).
+func (c *conn) subscribe(dest string) error {
 	c.nextID++
 	id := strconv.Itoa(c.nextID)
-	ch := make(chan struct{})
-	c.receipts["sub-"+id] = ch
-	c.mu.Unlock()
 	if err := c.write(frame.New(frame.SUBSCRIBE, "id", id, "destination", dest, "receipt", "sub-"+id)); err != nil {
 		return err
 	}
-	if !run {
-		_ = c.ws.SetReadDeadline(time.Now().Add(30 * time.Second))
-		defer c.ws.SetReadDeadline(time.Time{})
-		for range 1000 {
-			f, err := c.readFrame()
-			if err != nil {
-				return err
-			}
-			if f.Command == frame.RECEIPT && f.Header.Get("receipt-id") == "sub-"+id {
-				return nil
-			}
-			if f.Command == frame.ERROR {
-				return fmt.Errorf("SUBSCRIBE %s: %s", dest, f.Header.Get("message"))
-			}
+	_ = c.ws.nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+	defer c.ws.nc.SetReadDeadline(time.Time{})
+	for range 1000 {
+		f, err := c.readFrame()
+		if err != nil {
+			return err
 		}
-		return errors.New("no RECEIPT for SUBSCRIBE")
+		if f.Command == frame.RECEIPT && f.Header.Get("receipt-id") == "sub-"+id {
+			return nil
+		}
+		if f.Command == frame.ERROR {
+			return fmt.Errorf("SUBSCRIBE %s: %s", dest, f.Header.Get("message"))
+		}
 	}
-	select {
-	case <-ch:
-		return nil
-	case <-time.After(30 * time.Second):
-		return errors.New("no RECEIPT for SUBSCRIBE")
-	}
+	return errors.New("no RECEIPT for SUBSCRIBE")
 }
 
 func (c *conn) send(dest string, body []byte) error {
@@ -196,35 +175,19 @@ func (c *conn) send(dest string, body []byte) error {
 	return c.write(f)
 }
 
-// run reads until the connection ends, calling onMessage with each
-// MESSAGE frame (headers and body; the server sends one frame per
-// WebSocket message, so a MESSAGE is recognised without parsing it).
-func (c *conn) run(onMessage func(frame []byte)) error {
-	buf := make([]byte, 0, 4096)
+// process handles every complete message read so far; an error ends the
+// connection.
+func (c *conn) process() error {
 	for {
-		_, r, err := c.ws.NextReader()
-		if err != nil {
+		msg, err := c.ws.next()
+		if err != nil || msg == nil {
 			return err
 		}
-		buf = buf[:0]
-		for {
-			if len(buf) == cap(buf) {
-				buf = append(buf, 0)[:len(buf)]
-			}
-			n, err := r.Read(buf[len(buf):cap(buf)])
-			buf = buf[:len(buf)+n]
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				return err
-			}
-		}
-		if bytes.HasPrefix(buf, messagePrefix) {
-			onMessage(buf)
+		if bytes.HasPrefix(msg, messagePrefix) && !c.dec.Pending() {
+			c.onMessage(msg)
 			continue
 		}
-		c.dec.Write(buf)
+		c.dec.Write(msg)
 		for {
 			f, err := c.dec.Next()
 			if err != nil {
@@ -235,14 +198,7 @@ func (c *conn) run(onMessage func(frame []byte)) error {
 			}
 			switch f.Command {
 			case frame.MESSAGE:
-				onMessage(f.Body)
-			case frame.RECEIPT:
-				c.mu.Lock()
-				if ch, ok := c.receipts[f.Header.Get("receipt-id")]; ok {
-					close(ch)
-					delete(c.receipts, f.Header.Get("receipt-id"))
-				}
-				c.mu.Unlock()
+				c.onMessage(f.Body)
 			case frame.ERROR:
 				return fmt.Errorf("ERROR %s: %s", f.Header.Get("message"), f.Body)
 			}
@@ -252,13 +208,7 @@ func (c *conn) run(onMessage func(frame []byte)) error {
 
 var messagePrefix = []byte("MESSAGE\n")
 
-func (c *conn) close() {
-	c.wmu.Lock()
-	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""),
-		time.Now().Add(time.Second)) // best effort
-	c.wmu.Unlock()
-	_ = c.ws.Close() // the benchmark is over for this connection
-}
+func (c *conn) close() { c.ws.close() }
 
 // stamp and sentAt carry the send time in the message content.
 func stamp(sessionID string, pad int) ([]byte, time.Time) {

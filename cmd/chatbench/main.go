@@ -30,6 +30,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -47,6 +48,7 @@ type options struct {
 	concurrency int
 	queue       int
 	profile     string
+	ownProfile  string
 	hold        time.Duration
 	settle      time.Duration
 	json        bool
@@ -76,6 +78,7 @@ func run(args []string) error {
 	fs.IntVar(&o.concurrency, "dial-concurrency", 64, "parallel dials and REST calls while setting up")
 	fs.IntVar(&o.queue, "outbound-queue", 0, "built-in server: limits.outbound_queue (0: shipped default)")
 	fs.StringVar(&o.profile, "server-cpuprofile", "", "built-in server: write its CPU profile to this file")
+	fs.StringVar(&o.ownProfile, "cpuprofile", "", "write chatbench's own CPU profile (the load side) to this file")
 	fs.DurationVar(&o.settle, "settle", 3*time.Second, "idle: pause before each RSS reading")
 	fs.DurationVar(&o.hold, "hold", 0, "idle: keep the connections open this long after measuring (to inspect the server)")
 	fs.BoolVar(&o.json, "json", false, "print the result as JSON")
@@ -114,6 +117,17 @@ func run(args []string) error {
 		o.url, o.pid = base, pid
 	} else if err := checkLoopbackURL(o.url); err != nil {
 		return err
+	}
+	if o.ownProfile != "" {
+		f, err := os.Create(o.ownProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), o.warmup+o.duration+10*time.Minute)
 	defer cancel()

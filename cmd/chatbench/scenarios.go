@@ -5,8 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"strings"
-	"sync"
+	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -44,62 +43,55 @@ type load struct {
 	delivered atomic.Int64
 	errors    atomic.Int64
 	conns     []*conn
-	wg        sync.WaitGroup
+	poll      *poller
+	stopping  atomic.Bool
 	from      atomic.Int64 // unix ns: messages sent from then on are counted...
 	until     atomic.Int64 // ...until then
 	clientCPU float64      // cores this process used while measuring
 }
 
 // open dials n connections (token of connection i: tok(i)), subscribes each
-// to dest(i) and starts its reader.
+// to dest(i) and hands it to the poller, which reads it from then on.
 func (l *load) open(ctx context.Context, o options, n int, tok func(int) string, dest func(int) string) error {
+	p, err := newPoller(runtime.NumCPU())
+	if err != nil {
+		return err
+	}
+	l.poll = p
 	l.conns = make([]*conn, n)
-	err := parallel(ctx, n, o.concurrency, func(ctx context.Context, i int) error {
+	return parallel(ctx, n, o.concurrency, func(ctx context.Context, i int) error {
 		c, err := dialSTOMP(ctx, o.url, tok(i))
 		if err != nil {
 			return fmt.Errorf("connection %d: %w", i, err)
 		}
 		if d := dest(i); d != "" {
-			if err := c.subscribe(d, false); err != nil {
+			if err := c.subscribe(d); err != nil {
 				c.close()
 				return fmt.Errorf("connection %d: %w", i, err)
 			}
 		}
+		c.onMessage, c.onEnd = l.onMessage, l.onEnd
 		l.conns[i] = c
-		return nil
+		return l.poll.add(c)
 	})
-	for _, c := range l.conns {
-		if c == nil {
-			continue
-		}
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			if err := c.run(l.onMessage); err != nil && ctx.Err() == nil && !closing(err) {
-				l.errors.Add(1)
-				fmt.Fprintln(os.Stderr, "connection ended:", err)
-			}
-		}()
-	}
-	return err
 }
 
-func closing(err error) bool {
-	s := err.Error()
-	for _, x := range []string{"use of closed network connection", "close 1000", "close 1001"} {
-		if strings.Contains(s, x) {
-			return true
-		}
+// onEnd counts a connection that ended before the load closed it; a
+// normal close (1000, 1001) is not an error.
+func (l *load) onEnd(err error) {
+	if l.stopping.Load() || isNormalClose(err) {
+		return
 	}
-	return false
+	l.errors.Add(1)
+	fmt.Fprintln(os.Stderr, "connection ended:", err)
 }
 
-func (l *load) onMessage(body []byte) {
+func (l *load) onMessage(frame []byte) {
 	from := l.from.Load()
 	if from == 0 {
 		return
 	}
-	at, ok := sentAt(body)
+	at, ok := sentAt(frame)
 	if !ok || !l.inWindow(at) {
 		return // sent during the warm-up or after the window
 	}
@@ -115,17 +107,14 @@ func (l *load) inWindow(t time.Time) bool {
 }
 
 func (l *load) close() {
+	l.stopping.Store(true)
+	if l.poll != nil {
+		l.poll.stop()
+	}
 	for _, c := range l.conns {
 		if c != nil {
 			c.close()
 		}
-	}
-	done := make(chan struct{})
-	go func() { l.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		fmt.Fprintln(os.Stderr, "warning: readers still running after 30s")
 	}
 }
 

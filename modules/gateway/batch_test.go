@@ -10,7 +10,7 @@ func TestBatchConn(t *testing.T) {
 	t.Parallel()
 	server, client := net.Pipe()
 	defer client.Close()
-	b := &batchConn{Conn: server}
+	b := &batchConn{Conn: server, wait: 10 * time.Second}
 	got := make(chan string, 4)
 	go func() {
 		buf := make([]byte, 1024)

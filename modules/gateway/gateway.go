@@ -71,6 +71,9 @@ func (o *Options) defaults() {
 	}
 }
 
+// readBufferSize is the size of a WebSocket connection's read buffer.
+const readBufferSize = 512
+
 // readLimit bounds one transport message. A message may carry several
 // frames, so it is a few frames' worth; the STOMP decoder enforces
 // limits.max_frame_bytes per frame with an ERROR.
@@ -94,9 +97,14 @@ func New(o Options) (*Gateway, error) {
 	o.defaults()
 	g := &Gateway{o: o, log: o.Log, checkOrigin: httpserver.CheckOrigin(o.Server.CORS.AllowedOrigins)}
 	g.upgrader = &websocket.Upgrader{
-		Subprotocols:    Subprotocols,
-		CheckOrigin:     g.checkOrigin,
-		WriteBufferPool: &sync.Pool{}, // idle connections hold no write buffer
+		Subprotocols: Subprotocols,
+		CheckOrigin:  g.checkOrigin,
+		// Memory per idle connection: a small read buffer of its own
+		// (client frames are small; a larger message is read past it)
+		// instead of net/http's 4 KiB one, and no write buffer (writes
+		// borrow one from the pool).
+		ReadBufferSize:  readBufferSize,
+		WriteBufferPool: &sync.Pool{},
 		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
 			problem.Error(w, status, "invalid_upgrade", reason.Error())
 		},
@@ -135,10 +143,12 @@ func (g *Gateway) upgradePrincipal(w http.ResponseWriter, r *http.Request, heade
 			return nil, false
 		}
 		token = t
-	case r.URL.Query().Has("access_token"):
-		token = r.URL.Query().Get("access_token")
 	default:
-		return nil, true
+		q := r.URL.Query() // parsed once: every WebSocket upgrade comes here
+		if !q.Has("access_token") {
+			return nil, true
+		}
+		token = q.Get("access_token")
 	}
 	p, err := g.o.Auth.Verify(token)
 	if err != nil {

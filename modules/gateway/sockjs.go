@@ -165,7 +165,7 @@ func (g *Gateway) serveSockJSWebsocket(w http.ResponseWriter, r *http.Request) {
 	}
 	up := *g.upgrader
 	up.Subprotocols = nil
-	hj := &batchHijacker{ResponseWriter: w}
+	hj := &batchHijacker{ResponseWriter: w, wait: g.o.WriteWait}
 	conn, err := up.Upgrade(hj, r, nil)
 	if err != nil {
 		g.log.Debug("sockjs websocket upgrade failed", "error", err) // Upgrade has answered the client

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -20,8 +21,8 @@ import (
 var Subprotocols = []string{"v12.stomp", "v11.stomp", "v10.stomp"}
 
 // serveWebSocket is GET /ws: authenticate the upgrade when it carries a
-// token, check the origin, upgrade, then run the STOMP connection with this
-// goroutine as its reader.
+// token, check the origin, upgrade, then start the STOMP connection on a
+// goroutine of its own (its reader) and return.
 func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	if g.closing.Load() {
 		problem.Error(w, http.StatusServiceUnavailable, "unavailable", "the server is shutting down")
@@ -40,35 +41,38 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	hj := &batchHijacker{ResponseWriter: w}
+	hj := &batchHijacker{ResponseWriter: w, wait: g.o.WriteWait}
 	conn, err := g.upgrader.Upgrade(hj, r, nil)
 	if err != nil {
 		g.log.Debug("websocket upgrade failed", "error", err) // Upgrade has answered the client
 		return
 	}
 	t := newWSTransport(conn, hj.conn, g.o)
-	// The connection outlives the handler's request context; Serve owns its lifetime.
-	_ = g.o.Hub.Serve(context.WithoutCancel(r.Context()), t, stomp.ConnOptions{ // ErrShuttingDown: Serve closed the socket
-		Principal:  principal,
-		PingPeriod: g.o.PingPeriod,
-		Transport:  "websocket",
-		RemoteAddr: r.RemoteAddr,
-	})
+	ctx := context.WithoutCancel(r.Context()) // the connection outlives the request; Serve owns its lifetime
+	opts := stomp.ConnOptions{Principal: principal, PingPeriod: g.o.PingPeriod, Transport: "websocket", RemoteAddr: r.RemoteAddr}
+	// The reader loop runs on a goroutine of its own and this handler
+	// returns: net/http then drops the request, its response buffers and
+	// this goroutine's deep stack, which an idle connection would otherwise
+	// keep for its whole life.
+	go func() {
+		_ = g.o.Hub.Serve(ctx, t, opts) // ErrShuttingDown: Serve closed the socket
+	}()
 }
 
 // wsTransport carries STOMP over a gorilla WebSocket: one frame (or part of
-// one, or several) per text message.
+// one, or several) per text message. gorilla reads; text messages are
+// written by the batchConn under it, control frames by gorilla.
 type wsTransport struct {
 	conn      *websocket.Conn
-	batch     *batchConn // nil: every message is its own write
-	writeWait time.Duration
+	batch     *batchConn
 	pongWait  time.Duration
+	writeWait time.Duration
 	closeWait time.Duration
 	once      sync.Once
 }
 
 func newWSTransport(conn *websocket.Conn, batch *batchConn, o Options) *wsTransport {
-	t := &wsTransport{conn: conn, batch: batch, writeWait: o.WriteWait, pongWait: o.PongWait, closeWait: o.CloseWait}
+	t := &wsTransport{conn: conn, batch: batch, pongWait: o.PongWait, writeWait: o.WriteWait, closeWait: o.CloseWait}
 	conn.SetReadLimit(o.readLimit())
 	conn.SetPongHandler(func(string) error {
 		return conn.SetReadDeadline(time.Now().Add(t.pongWait))
@@ -92,38 +96,52 @@ func (t *wsTransport) Read() ([]byte, error) {
 	if typ != websocket.TextMessage {
 		return nil, stomp.ErrBinaryMessage
 	}
-	b, err := io.ReadAll(r)
-	if errors.Is(err, websocket.ErrReadLimit) {
+	return readMessage(r)
+}
+
+// readPool lends readMessage a buffer to read a message of unknown length
+// into; the message is then copied out at its exact size.
+var readPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// readMessage reads r to the end into a slice of its own.
+func readMessage(r io.Reader) ([]byte, error) {
+	buf := readPool.Get().(*[]byte)
+	b := (*buf)[:0]
+	var err error
+	for { // ends at EOF or an error; gorilla's read limit bounds the size
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		var n int
+		n, err = r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err != nil {
+			break
+		}
+	}
+	out := bytes.Clone(b)
+	if cap(b) <= 64<<10 {
+		*buf = b[:0]
+		readPool.Put(buf)
+	}
+	switch {
+	case err == io.EOF:
+		return out, nil
+	case errors.Is(err, websocket.ErrReadLimit):
 		return nil, stomp.ErrMessageTooLarge
 	}
-	return b, err
+	return nil, err
 }
 
-// Write implements stomp.Transport.
-func (t *wsTransport) Write(p []byte) error {
-	if err := t.conn.SetWriteDeadline(time.Now().Add(t.writeWait)); err != nil {
-		return err
-	}
-	return t.conn.WriteMessage(websocket.TextMessage, p)
-}
+// Write implements stomp.Transport: one text frame, under a write
+// deadline (set by the batchConn before each system call).
+func (t *wsTransport) Write(p []byte) error { return t.batch.writeText(p) }
 
 // BeginBatch implements stomp.Batcher.
-func (t *wsTransport) BeginBatch() {
-	if t.batch != nil {
-		t.batch.begin()
-	}
-}
+func (t *wsTransport) BeginBatch() { t.batch.begin() }
 
 // EndBatch implements stomp.Batcher.
-func (t *wsTransport) EndBatch() error {
-	if t.batch == nil {
-		return nil
-	}
-	if err := t.conn.SetWriteDeadline(time.Now().Add(t.writeWait)); err != nil {
-		return err
-	}
-	return t.batch.flush()
-}
+func (t *wsTransport) EndBatch() error { return t.batch.flush() }
 
 // Ping implements stomp.Transport.
 func (t *wsTransport) Ping() error {
@@ -135,9 +153,7 @@ func (t *wsTransport) Ping() error {
 func (t *wsTransport) Close(code int, reason string) error {
 	var err error
 	t.once.Do(func() {
-		if t.batch != nil {
-			_ = t.batch.flush() // an ERROR written in a batch goes before the close frame; best effort
-		}
+		_ = t.batch.flush() // an ERROR written in a batch goes before the close frame; best effort
 		if len(reason) > 120 {
 			reason = reason[:120] // a close frame's payload is at most 125 bytes
 		}

@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/go-stomp/stomp/v3/frame"
+	"golang.org/x/time/rate"
 
 	"github.com/chat-service/chat/modules/chat"
 	"github.com/chat-service/chat/modules/problem"
@@ -113,8 +114,14 @@ func (c *conn) appTyping(f *frame.Frame) *problem.Problem {
 	if p := decodeJSON(f, &req); p != nil {
 		return p
 	}
-	if !c.h.o.Features.Typing || !c.typing.Allow() {
-		return nil // typing is transient: off, or over this connection's rate, it is dropped quietly
+	if !c.h.o.Features.Typing {
+		return nil // typing is transient: off, it is dropped quietly
+	}
+	if c.typing == nil { // most connections never type: no limiter until one does
+		c.typing = rate.NewLimiter(rate.Every(c.h.o.TypingEvery), 3)
+	}
+	if !c.typing.Allow() {
+		return nil // over this connection's rate, it is dropped quietly too
 	}
 	ctx, cancel := c.call()
 	defer cancel()
@@ -133,14 +140,15 @@ func (c *conn) sendProblem(p problem.Problem, receipt string) {
 		c.lg().Error("encode problem", "error", err)
 		return
 	}
-	pl := &payload{body: body, contentType: contentProblem, queue: destErrors, isError: true}
+	pl := &payload{contentType: contentProblem, queue: destErrors, isError: true}
+	pl.encode(body)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.queues[destErrors]) == 0 {
-		c.lg().Debug("problem not delivered: no /user/queue/errors subscription", "code", p.Code)
+	if len(c.queues[queueIndex(destErrors)]) == 0 {
+		c.debug("problem not delivered: no /user/queue/errors subscription", "code", p.Code)
 	}
-	for _, s := range c.queues[destErrors] {
-		c.push(&outItem{kind: kindMessage, sub: s, p: pl, receipt: receipt}, 0)
+	for _, s := range c.queues[queueIndex(destErrors)] {
+		c.push(outItem{kind: kindMessage, sub: s, p: pl, receipt: receipt}, 0)
 	}
 }
 

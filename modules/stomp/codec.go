@@ -104,6 +104,7 @@ type Decoder struct {
 	version Version
 	buf     []byte
 	off     int
+	owned   bool // buf is input handed over by writeOwned, not a buffer of the decoder's
 }
 
 // NewDecoder returns a decoder that refuses frames larger than max bytes.
@@ -115,7 +116,22 @@ func (d *Decoder) SetVersion(v Version) { d.version = v }
 // Write appends transport input. It never fails; size limits are checked by Next.
 func (d *Decoder) Write(p []byte) {
 	if d.off == len(d.buf) {
+		if d.owned {
+			d.buf, d.owned = nil, false
+		}
 		d.buf, d.off = d.buf[:0], 0
+	}
+	d.buf = append(d.buf, p...)
+}
+
+// writeOwned is Write for input the caller hands over and never touches
+// again (a Transport's Read result): with nothing pending, p is parsed in
+// place instead of copied, and once parsed the decoder keeps no buffer,
+// so an idle connection holds none.
+func (d *Decoder) writeOwned(p []byte) {
+	if d.off == len(d.buf) {
+		d.buf, d.off, d.owned = p, 0, true
+		return
 	}
 	d.buf = append(d.buf, p...)
 }
@@ -170,8 +186,8 @@ func (d *Decoder) Next() (*frame.Frame, error) {
 // release drops a large buffer once it is empty, so that idle connections
 // keep no memory from one big frame.
 func (d *Decoder) release() {
-	if cap(d.buf) > 8<<10 {
-		d.buf = nil
+	if d.owned || cap(d.buf) > 8<<10 {
+		d.buf, d.owned = nil, false
 	} else {
 		d.buf = d.buf[:0]
 	}

@@ -17,14 +17,17 @@ import (
 // client frames, a writer loop that drains the bounded outbound queue, and
 // the subscriptions the Hub delivers into.
 type conn struct {
-	h      *Hub
-	t      Transport
-	id     uint64
-	opts   ConnOptions
-	ctx    context.Context
-	cancel context.CancelFunc
-	logp   atomic.Pointer[slog.Logger] // narrowed with user_id at CONNECT
-	q      *outQueue
+	h          *Hub
+	t          Transport
+	id         uint64
+	transport  string        // ConnOptions.Transport
+	pingPeriod time.Duration // ConnOptions.PingPeriod
+	principal  *Principal    // ConnOptions.Principal until CONNECT
+	ctx        context.Context
+	cancel     context.CancelFunc
+	logp       atomic.Pointer[connLogger] // built on first use; see lg
+	q          outQueue
+	stop       func() bool // stops the AfterFunc watching a cancellable parent context; nil none
 
 	// Reader loop only (user is also read by deliveries, which see the
 	// connection only after it is registered under that user).
@@ -32,46 +35,78 @@ type conn struct {
 	connected      bool
 	version        Version
 	user           string
-	registeredUser string          // the users registry key, removed on cleanup
-	participant    map[string]bool // positive participation answers, per session
-	typing         *rate.Limiter
-	nsubs          int
+	logUser        atomic.Pointer[string] // user for the logger, set at CONNECT
+	registeredUser string                 // the users registry key, removed on cleanup
+	participant    map[string]bool        // positive participation answers, per session; nil until one
+	typing         *rate.Limiter          // created at the first typing SEND
 
 	mu     sync.Mutex // guards subscriptions and their delivery state
-	subs   map[string]*subscription
-	topics map[string][]*subscription // session id → its topic subscriptions
-	queues [destErrors + 1][]*subscription
-	gone   bool // cleaned up: deliveries are ignored
+	subs   []*subscription
+	queues [destErrors - destMessages + 1][]*subscription // the /user/queue/* subscriptions, by queueIndex
+	gone   bool                                           // cleaned up: deliveries are ignored
 
-	lastRead     atomic.Int64 // unix nanoseconds of the last inbound byte
-	partialSince atomic.Int64 // unix nanoseconds since an incomplete frame is buffered; 0 none
-	writerDone   chan struct{}
+	lastRead     atomic.Int64   // unix nanoseconds of the last inbound byte
+	partialSince atomic.Int64   // unix nanoseconds since an incomplete frame is buffered; 0 none
+	writer       sync.WaitGroup // the writer loop
 }
 
-func newConn(ctx context.Context, h *Hub, t Transport, opts ConnOptions) *conn {
-	ctx, cancel := context.WithCancel(ctx)
+func newConn(parent context.Context, h *Hub, t Transport, opts ConnOptions) *conn {
+	ctx, cancel := context.WithCancel(parent)
 	id := h.nextID.Add(1)
 	c := &conn{
-		h: h, t: t, id: id, opts: opts, ctx: ctx, cancel: cancel,
-		q:          newOutQueue(h.o.Limits.OutboundQueue, h.o.QueueBytes),
-		dec:        NewDecoder(h.o.Limits.MaxFrameBytes),
-		version:    V10,
-		subs:       make(map[string]*subscription),
-		topics:     make(map[string][]*subscription),
-		writerDone: make(chan struct{}),
+		h: h, t: t, id: id, ctx: ctx, cancel: cancel,
+		transport: opts.Transport, pingPeriod: opts.PingPeriod, principal: opts.Principal,
+		dec:     NewDecoder(h.o.Limits.MaxFrameBytes),
+		version: V10,
 	}
-	c.logp.Store(h.log.With("conn_id", id, "transport", opts.Transport))
+	c.q.init(h.o.Limits.OutboundQueue, h.o.QueueBytes)
+	if parent.Done() != nil {
+		// The writer waits on its queue alone; a cancelled parent closes
+		// the connection through it.
+		c.stop = context.AfterFunc(parent, func() {
+			c.q.closeWith(closeItem(CloseGoingAway, "server shutting down"), true)
+		})
+	}
 	c.lastRead.Store(time.Now().UnixNano())
 	return c
 }
 
-func (c *conn) lg() *slog.Logger { return c.logp.Load() }
+// connLogger is the connection's logger and the user it was narrowed with.
+type connLogger struct {
+	l    *slog.Logger
+	user *string
+}
+
+// lg returns the hub's logger narrowed with conn_id, transport and, after
+// CONNECT, user_id. It is built on first use: most connections never log,
+// and a narrowed slog handler costs memory on every idle connection.
+func (c *conn) lg() *slog.Logger {
+	u := c.logUser.Load()
+	if cl := c.logp.Load(); cl != nil && cl.user == u {
+		return cl.l
+	}
+	args := []any{"conn_id", c.id, "transport", c.transport}
+	if u != nil {
+		args = append(args, "user_id", *u)
+	}
+	l := c.h.log.With(args...)
+	c.logp.Store(&connLogger{l: l, user: u})
+	return l
+}
+
+// debug logs at debug level without building the logger when that level is off.
+func (c *conn) debug(msg string, args ...any) {
+	if c.h.log.Enabled(context.Background(), slog.LevelDebug) {
+		c.lg().Debug(msg, args...)
+	}
+}
 
 // run starts the writer and runs the reader in the calling goroutine.
 func (c *conn) run() {
+	c.writer.Add(1)
 	go c.writeLoop()
 	c.readLoop()
-	<-c.writerDone
+	c.writer.Wait()
 	c.cancel()
 }
 
@@ -91,7 +126,7 @@ func (c *conn) readLoop() {
 		}
 		now := time.Now().UnixNano()
 		c.lastRead.Store(now)
-		c.dec.Write(data)
+		c.dec.writeOwned(data)
 		for {
 			f, err := c.dec.Next()
 			if err != nil {
@@ -123,7 +158,7 @@ func (c *conn) fail(err error, receipt string) {
 	} else {
 		c.lg().Info("stomp protocol error", "reason", pe.Message, "detail", pe.Detail)
 	}
-	c.q.closeWith(&outItem{kind: kindError, msg: pe.Message, detail: pe.Detail, code: pe.Code, receipt: receipt}, false)
+	c.q.closeWith(errorItem(pe, receipt), false)
 }
 
 // handle processes one client frame; done means the reader stops.
@@ -161,7 +196,7 @@ func (c *conn) handle(f *frame.Frame) (done bool) {
 		if receipt != "" {
 			c.receipt(receipt)
 		}
-		c.q.closeWith(&outItem{kind: kindClose, code: CloseNormal, reason: "disconnect"}, false)
+		c.q.closeWith(closeItem(CloseNormal, "disconnect"), false)
 		return true
 	case frame.BEGIN, frame.COMMIT, frame.ABORT:
 		err = protocolErr("transactions are not supported", "%s is not supported by this server", f.Command)
@@ -182,11 +217,11 @@ func (c *conn) handle(f *frame.Frame) (done bool) {
 
 // receipt queues a RECEIPT; a consumer too slow to take it is disconnected.
 func (c *conn) receipt(id string) {
-	c.push(&outItem{kind: kindReceipt, receipt: id}, 0)
+	c.push(outItem{kind: kindReceipt, receipt: id}, 0)
 }
 
 // push queues it and disconnects a slow consumer. The caller may hold c.mu.
-func (c *conn) push(it *outItem, extra int) {
+func (c *conn) push(it outItem, extra int) {
 	switch c.q.push(it, extra) {
 	case overflow:
 		c.slowConsumer()
@@ -199,8 +234,8 @@ func (c *conn) push(it *outItem, extra int) {
 
 // slowConsumer replaces the backlog with an ERROR and closes the connection.
 func (c *conn) slowConsumer() {
-	if c.q.closeWith(&outItem{kind: kindError, msg: "slow consumer",
-		detail: "the outbound queue is full; the client does not read fast enough", code: CloseTryAgainLater}, true) {
+	if c.q.closeWith(errorItem(&ProtocolError{Message: "slow consumer",
+		Detail: "the outbound queue is full; the client does not read fast enough", Code: CloseTryAgainLater}, ""), true) {
 		c.h.m.slowConsumers.Inc()
 		c.lg().Info("slow consumer disconnected")
 	}
@@ -224,8 +259,9 @@ func (c *conn) onConnect(f *frame.Frame) error {
 	c.dec.SetVersion(v)
 
 	var p Principal
-	if c.opts.Principal != nil {
-		p = *c.opts.Principal
+	if c.principal != nil {
+		p = *c.principal
+		c.principal = nil
 	} else {
 		token := bearer(f.Header)
 		if token == "" {
@@ -258,14 +294,13 @@ func (c *conn) onConnect(f *frame.Frame) error {
 		info.hbIn = max(cx, sy)
 	}
 	c.user = p.UserID
-	c.logp.Store(c.lg().With("user_id", c.user))
+	c.logUser.Store(&c.user) // c.user is not written again
 	if !c.h.users.add(c.user, c, lim.MaxConnsPerUser) {
 		return errPolicy("too many connections", "this user has the maximum number of connections open")
 	}
 	c.registeredUser = p.UserID
 	c.connected = true
 	c.lastRead.Store(time.Now().UnixNano())
-	c.typing = rate.NewLimiter(rate.Every(c.h.o.TypingEvery), 3)
 	info.header = frame.NewHeader(
 		frame.Version, v.String(),
 		frame.HeartBeat, fmtMillis(sx)+","+fmtMillis(sy),
@@ -273,8 +308,8 @@ func (c *conn) onConnect(f *frame.Frame) error {
 		"user-name", p.UserID,
 		frame.Session, formatUint(c.id),
 	)
-	c.q.pushControl(&outItem{kind: kindConnected, connected: info})
-	c.lg().Debug("stomp connected", "version", v.String())
+	c.q.pushControl(outItem{kind: kindConnected, ctl: &control{connected: info}})
+	c.debug("stomp connected", "version", v.String())
 	return nil
 }
 
@@ -294,23 +329,24 @@ func bearer(h *frame.Header) string {
 
 // cleanup removes the connection from the Hub once both loops have exited.
 func (c *conn) cleanup() {
+	if c.stop != nil {
+		c.stop()
+	}
 	c.mu.Lock()
 	c.gone = true
-	sessions := make([]string, 0, len(c.topics))
-	for sid := range c.topics {
-		sessions = append(sessions, sid)
-	}
-	n := len(c.subs)
-	for _, s := range c.subs {
+	subs := c.subs
+	for _, s := range subs {
 		s.active.Store(false)
 	}
-	c.subs, c.topics = nil, nil
+	c.subs = nil
 	c.mu.Unlock()
-	for _, sid := range sessions {
-		c.h.sessions.remove(sid, c)
+	for _, s := range subs {
+		if s.kind == destTopic {
+			c.h.sessions.remove(s.sessionID, s)
+		}
 	}
 	if c.registeredUser != "" {
 		c.h.users.remove(c.registeredUser, c)
 	}
-	c.h.m.subscriptions.Sub(float64(n))
+	c.h.m.subscriptions.Sub(float64(len(subs)))
 }

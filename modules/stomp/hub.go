@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -86,8 +88,8 @@ type Hub struct {
 	m   *metrics
 	log *slog.Logger
 
-	sessions *registry // session id → connections subscribed to its topic
-	users    *registry // user id → connected connections
+	sessions *registry[*subscription] // session id → topic subscriptions to it
+	users    *registry[*conn]         // user id → connected connections
 
 	nextID  atomic.Uint64
 	mu      sync.Mutex // guards conns and closing
@@ -108,7 +110,7 @@ func NewHub(o Options) (*Hub, error) {
 	}
 	return &Hub{
 		o: o, m: m, log: o.Log,
-		sessions: newRegistry(), users: newRegistry(),
+		sessions: newRegistry[*subscription](), users: newRegistry[*conn](),
 		conns: make(map[*conn]struct{}),
 	}, nil
 }
@@ -169,7 +171,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	}
 	h.mu.Unlock()
 	for _, c := range conns {
-		c.q.closeWith(&outItem{kind: kindClose, code: CloseGoingAway, reason: "server shutting down"}, false)
+		c.q.closeWith(closeItem(CloseGoingAway, "server shutting down"), false)
 	}
 	done := make(chan struct{})
 	go func() { h.wg.Wait(); close(done) }()
@@ -196,9 +198,12 @@ func (h *Hub) Connections() int {
 	return len(h.conns)
 }
 
-// payload is an event encoded once and shared by every connection it goes to.
+// payload is an event encoded once and shared by every connection it goes
+// to: the JSON body and the MESSAGE headers that do not depend on the
+// subscription, ready to copy after a subscription's head.
 type payload struct {
-	body        []byte
+	body        []byte // the JSON document; shares tails' memory
+	tails       [V12][]byte
 	contentType string
 	queue       destKind // the /user/queue/* it goes to
 	sessionID   string
@@ -215,7 +220,7 @@ const (
 
 func newPayload(ev *chat.Event) (*payload, error) {
 	p := &payload{contentType: contentJSON, sessionID: ev.SessionID, except: ev.Except}
-	var err error
+	var v any = ev
 	switch ev.Type {
 	case chat.EventMessage:
 		if ev.Message == nil {
@@ -236,14 +241,49 @@ func newPayload(ev *chat.Event) (*payload, error) {
 			return nil, errors.New("error event without a problem")
 		}
 		p.queue, p.isError, p.contentType, p.sessionID = destErrors, true, contentProblem, ""
-		p.body, err = json.Marshal(ev.Problem)
-		return p, err
+		v = ev.Problem
 	default: // read, resync and types added later go where events go
 		p.queue = destEvents
 	}
-	p.body, err = json.Marshal(ev)
-	return p, err
+	body, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	p.encode(body)
+	return p, nil
 }
+
+// encode builds the tails: content-type, content-length, for messages seq
+// and session-id, the blank line, body and NUL. One tail serves every
+// version unless the session id needs escaping.
+func (p *payload) encode(body []byte) {
+	build := func(v Version) []byte {
+		b := make([]byte, 0, 64+len(p.contentType)+len(p.sessionID)+len(body))
+		b = append(b, "content-type:"...)
+		b = append(b, p.contentType...)
+		b = append(b, "\ncontent-length:"...)
+		b = strconv.AppendInt(b, int64(len(body)), 10)
+		b = append(b, '\n')
+		if p.seq > 0 {
+			b = append(b, "seq:"...)
+			b = strconv.AppendInt(b, p.seq, 10)
+			b = append(b, '\n')
+			b = appendHeader(b, "session-id", p.sessionID, v, false)
+		}
+		b = append(b, '\n')
+		b = append(b, body...)
+		return append(b, 0)
+	}
+	t := build(V12)
+	p.body = t[len(t)-1-len(body) : len(t)-1]
+	p.tails = [V12][]byte{t, t, t}
+	if p.seq > 0 && strings.ContainsAny(p.sessionID, "\\\r\n:") {
+		p.tails[V10-1], p.tails[V11-1] = build(V10), build(V11)
+	}
+}
+
+// tail is the tail for version v.
+func (p *payload) tail(v Version) []byte { return p.tails[v-1] }
 
 // Deliver fans ev out to the local subscriptions it concerns. It never
 // blocks: each connection's bounded queue takes it or the connection is
@@ -267,8 +307,8 @@ func (h *Hub) Deliver(ev chat.Event) {
 		return
 	}
 	if p.sessionID != "" {
-		for _, c := range h.sessions.get(p.sessionID) {
-			c.deliverTopic(p)
+		for _, s := range h.sessions.get(p.sessionID) {
+			s.c.deliverTopic(s, p)
 		}
 	}
 	for i, u := range ev.Participants {

@@ -13,14 +13,20 @@ const (
 	kindClose                         // close without a frame
 )
 
-// outItem is one queued outbound frame. Bodies are shared between
-// connections; headers that differ per connection (subscription,
-// message-id) are written by the writer.
+// outItem is one queued outbound frame, held by value in the queue so that
+// a delivery allocates nothing. Bodies are shared between connections;
+// headers that differ per connection (subscription, message-id) are written
+// by the writer.
 type outItem struct {
 	kind    itemKind
 	sub     *subscription // kindMessage
 	p       *payload      // kindMessage
 	receipt string        // RECEIPT's receipt-id; a problem MESSAGE's receipt-id
+	ctl     *control      // kindConnected, kindError, kindClose
+}
+
+// control is what the rare control items carry.
+type control struct {
 	// kindError
 	msg    string
 	detail string
@@ -31,8 +37,19 @@ type outItem struct {
 	connected *connectedInfo
 }
 
+func errorItem(pe *ProtocolError, receipt string) outItem {
+	return outItem{kind: kindError, receipt: receipt, ctl: &control{msg: pe.Message, detail: pe.Detail, code: pe.Code}}
+}
+
+func closeItem(code int, reason string) outItem {
+	return outItem{kind: kindClose, ctl: &control{code: code, reason: reason}}
+}
+
 func (it *outItem) size() int {
-	n := 128 + len(it.receipt) + len(it.msg) + len(it.detail)
+	n := 128 + len(it.receipt)
+	if it.ctl != nil {
+		n += len(it.ctl.msg) + len(it.ctl.detail)
+	}
 	if it.p != nil {
 		n += len(it.p.body)
 	}
@@ -51,11 +68,12 @@ const (
 )
 
 // outQueue is a connection's bounded outbound queue. Push never blocks;
-// the writer takes everything queued at once.
+// the writer takes everything queued at once. The two slices start empty
+// and grow on demand; an idle connection gives large ones back.
 type outQueue struct {
 	mu     sync.Mutex
-	items  []*outItem
-	spare  []*outItem
+	items  []outItem
+	spare  []outItem
 	bytes  int
 	limit  int // items, for live traffic
 	blimit int // bytes, for live traffic
@@ -64,8 +82,8 @@ type outQueue struct {
 	notify chan struct{}
 }
 
-func newOutQueue(limit, blimit int) *outQueue {
-	return &outQueue{limit: limit, blimit: blimit, notify: make(chan struct{}, 1)}
+func (q *outQueue) init(limit, blimit int) {
+	q.limit, q.blimit, q.notify = limit, blimit, make(chan struct{}, 1)
 }
 
 func (q *outQueue) wake() {
@@ -79,25 +97,31 @@ func (q *outQueue) wake() {
 // since-seq replay, itself bounded by recovery.max_messages, through).
 // A full queue drops transient items first; when none is left to drop, the
 // result is overflow and the caller disconnects the slow consumer.
-func (q *outQueue) push(it *outItem, extra int) pushResult {
+func (q *outQueue) push(it outItem, extra int) pushResult {
+	sz := it.size()
 	q.mu.Lock()
-	defer q.mu.Unlock()
 	if q.closed {
+		q.mu.Unlock()
 		return dropped
 	}
-	sz := it.size()
 	if len(q.items) >= q.limit+extra || (extra == 0 && q.bytes+sz > q.blimit && len(q.items) > 0) {
 		if it.transient() {
+			q.mu.Unlock()
 			return dropped
 		}
 		q.dropTransientLocked()
 		if len(q.items) >= q.limit+extra || (extra == 0 && q.bytes+sz > q.blimit && len(q.items) > 0) {
+			q.mu.Unlock()
 			return overflow
 		}
 	}
 	q.items = append(q.items, it)
 	q.bytes += sz
-	q.wake()
+	first := len(q.items) == 1
+	q.mu.Unlock()
+	if first {
+		q.wake() // later items find the writer already woken
+	}
 	return pushed
 }
 
@@ -115,14 +139,15 @@ func (q *outQueue) dropTransientLocked() {
 }
 
 // pushControl queues a control frame (CONNECTED) past the limits.
-func (q *outQueue) pushControl(it *outItem) bool {
+func (q *outQueue) pushControl(it outItem) bool {
 	q.mu.Lock()
-	defer q.mu.Unlock()
 	if q.closed {
+		q.mu.Unlock()
 		return false
 	}
 	q.items = append(q.items, it)
 	q.bytes += it.size()
+	q.mu.Unlock()
 	q.wake()
 	return true
 }
@@ -130,10 +155,10 @@ func (q *outQueue) pushControl(it *outItem) bool {
 // closeWith queues a final item (ERROR or close) and refuses everything
 // after it. When discard is set, what was queued before is dropped (a slow
 // consumer gets its ERROR without waiting behind its backlog).
-func (q *outQueue) closeWith(it *outItem, discard bool) bool {
+func (q *outQueue) closeWith(it outItem, discard bool) bool {
 	q.mu.Lock()
-	defer q.mu.Unlock()
 	if q.closed {
+		q.mu.Unlock()
 		return false
 	}
 	if discard {
@@ -142,6 +167,7 @@ func (q *outQueue) closeWith(it *outItem, discard bool) bool {
 	}
 	q.items = append(q.items, it)
 	q.closed = true
+	q.mu.Unlock()
 	q.wake()
 	return true
 }
@@ -159,19 +185,19 @@ func (q *outQueue) abortNow() {
 
 // take returns everything queued. The returned slice is valid until the
 // next take.
-func (q *outQueue) take() (items []*outItem, aborted bool) {
+func (q *outQueue) take() (items []outItem, aborted bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.abort {
 		return nil, true
 	}
 	items = q.items
-	clear(q.spare)
-	if cap(q.spare) > 1024 {
+	clear(q.spare) // drop the references the previous batch held
+	if cap(q.spare) > 256 {
 		q.spare = nil
 	}
 	q.items, q.spare, q.bytes = q.spare[:0], items, 0
-	if len(items) == 0 && cap(items) > 64 {
+	if len(items) == 0 && cap(items) > 16 {
 		// an idle connection keeps no large buffers
 		q.items, q.spare = nil, nil
 	}

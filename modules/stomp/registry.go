@@ -6,34 +6,34 @@ import (
 	"sync"
 )
 
-// registry maps a key (a session id, a user id) to the connections
-// interested in it. It is sharded so that fan-out never takes a global
-// lock; each shard keeps copy-on-write slices, so a reader holds the shard's
-// read lock only long enough to load one slice header.
-type registry struct {
+// registry maps a key (a session id, a user id) to the connections or
+// subscriptions interested in it. It is sharded so that fan-out never takes
+// a global lock; each shard keeps copy-on-write slices, so a reader holds
+// the shard's read lock only long enough to load one slice header.
+type registry[T comparable] struct {
 	seed   maphash.Seed
-	shards [64]regShard
+	shards [64]regShard[T]
 }
 
-type regShard struct {
+type regShard[T comparable] struct {
 	mu sync.RWMutex
-	m  map[string][]*conn
+	m  map[string][]T
 }
 
-func newRegistry() *registry {
-	r := &registry{seed: maphash.MakeSeed()}
+func newRegistry[T comparable]() *registry[T] {
+	r := &registry[T]{seed: maphash.MakeSeed()}
 	for i := range r.shards {
-		r.shards[i].m = make(map[string][]*conn)
+		r.shards[i].m = make(map[string][]T)
 	}
 	return r
 }
 
-func (r *registry) shard(key string) *regShard {
+func (r *registry[T]) shard(key string) *regShard[T] {
 	return &r.shards[maphash.String(r.seed, key)%uint64(len(r.shards))]
 }
 
-// get returns the connections for key. The slice must not be modified.
-func (r *registry) get(key string) []*conn {
+// get returns the values for key. The slice must not be modified.
+func (r *registry[T]) get(key string) []T {
 	s := r.shard(key)
 	s.mu.RLock()
 	cs := s.m[key]
@@ -41,8 +41,8 @@ func (r *registry) get(key string) []*conn {
 	return cs
 }
 
-// add adds c under key unless max > 0 connections are there already.
-func (r *registry) add(key string, c *conn, max int) bool {
+// add adds c under key unless max > 0 values are there already.
+func (r *registry[T]) add(key string, c T, max int) bool {
 	s := r.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -50,13 +50,13 @@ func (r *registry) add(key string, c *conn, max int) bool {
 	if max > 0 && len(cs) >= max {
 		return false
 	}
-	next := make([]*conn, len(cs), len(cs)+1)
+	next := make([]T, len(cs), len(cs)+1)
 	copy(next, cs)
 	s.m[key] = append(next, c)
 	return true
 }
 
-func (r *registry) remove(key string, c *conn) {
+func (r *registry[T]) remove(key string, c T) {
 	s := r.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -69,7 +69,7 @@ func (r *registry) remove(key string, c *conn) {
 		delete(s.m, key)
 		return
 	}
-	next := make([]*conn, 0, len(cs)-1)
+	next := make([]T, 0, len(cs)-1)
 	next = append(next, cs[:i]...)
 	s.m[key] = append(next, cs[i+1:]...)
 }

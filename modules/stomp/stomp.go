@@ -17,7 +17,8 @@ import (
 
 // Transport carries STOMP bytes for one connection.
 type Transport interface {
-	// Read blocks for the next inbound message. Only the reader loop calls
+	// Read blocks for the next inbound message, which then belongs to the
+	// caller (the decoder parses it in place). Only the reader loop calls
 	// it. A binary message is reported as ErrBinaryMessage, a message over
 	// the carrier's own limit as ErrMessageTooLarge; any other error ends
 	// the connection without a reply.

@@ -28,13 +28,18 @@ const (
 	destErrors
 )
 
+// queueIndex is the index of a /user/queue/* kind in conn.queues.
+func queueIndex(k destKind) int { return int(k - destMessages) }
+
 // subscription is one SUBSCRIBE. id, dest, kind and sessionID never change;
 // the rest is guarded by conn.mu.
 type subscription struct {
+	c         *conn
 	id        string
 	dest      string
 	kind      destKind
 	sessionID string
+	head      []byte      // "MESSAGE", destination, subscription and "message-id:", encoded for the connection's version
 	active    atomic.Bool // false once unsubscribed: queued frames are skipped
 
 	lastSeq   int64            // topic: highest message seq delivered
@@ -61,20 +66,20 @@ func (c *conn) onSubscribe(f *frame.Frame) error {
 	default:
 		return protocolErr("invalid ack", "ack must be auto, client or client-individual")
 	}
-	if _, dup := c.subs[id]; dup {
+	if c.findSub(id) != nil {
 		return protocolErr("duplicate subscription id", "subscription id %q is already in use", id)
 	}
-	if c.nsubs >= c.h.o.Limits.MaxSubscriptions {
+	if len(c.subs) >= c.h.o.Limits.MaxSubscriptions {
 		return errPolicy("too many subscriptions", "at most "+strconv.Itoa(c.h.o.Limits.MaxSubscriptions)+" per connection")
 	}
-	sub := &subscription{id: id, dest: dest}
-	switch dest {
+	sub := &subscription{c: c, id: id, dest: dest, head: messageHead(dest, id, c.version)}
+	switch dest { // the constants are kept rather than the frame's copies
 	case QueueMessages:
-		sub.kind = destMessages
+		sub.kind, sub.dest = destMessages, QueueMessages
 	case QueueEvents:
-		sub.kind = destEvents
+		sub.kind, sub.dest = destEvents, QueueEvents
 	case QueueErrors:
-		sub.kind = destErrors
+		sub.kind, sub.dest = destErrors, QueueErrors
 	default:
 		sid, ok := strings.CutPrefix(dest, TopicSessionPrefix)
 		if !ok {
@@ -124,22 +129,38 @@ func (c *conn) authorizeSession(sid string) error {
 	return nil
 }
 
+// messageHead encodes the start of every MESSAGE of one subscription.
+func messageHead(dest, id string, v Version) []byte {
+	b := make([]byte, 0, len("MESSAGE\ndestination:\nsubscription:\nmessage-id:")+len(dest)+len(id)+8)
+	b = append(b, "MESSAGE\n"...)
+	b = appendHeader(b, frame.Destination, dest, v, false)
+	b = appendHeader(b, frame.Subscription, id, v, false)
+	return append(b, "message-id:"...)
+}
+
+// findSub returns the subscription with id, or nil. Reader loop only; a
+// connection has few subscriptions (at most limits.max_subscriptions), so
+// a scan beats a map in time and memory.
+func (c *conn) findSub(id string) *subscription {
+	for _, s := range c.subs {
+		if s.id == id {
+			return s
+		}
+	}
+	return nil
+}
+
 func (c *conn) addSub(sub *subscription) {
 	sub.active.Store(true)
 	c.mu.Lock()
-	c.subs[sub.id] = sub
-	first := false
-	if sub.kind == destTopic {
-		first = len(c.topics[sub.sessionID]) == 0
-		c.topics[sub.sessionID] = append(c.topics[sub.sessionID], sub)
-	} else {
-		c.queues[sub.kind] = append(c.queues[sub.kind], sub)
+	c.subs = append(c.subs, sub)
+	if sub.kind != destTopic {
+		c.queues[queueIndex(sub.kind)] = append(c.queues[queueIndex(sub.kind)], sub)
 	}
 	c.mu.Unlock()
-	if first {
-		c.h.sessions.add(sub.sessionID, c, 0)
+	if sub.kind == destTopic {
+		c.h.sessions.add(sub.sessionID, sub, 0)
 	}
-	c.nsubs++
 	c.h.m.subscriptions.Inc()
 }
 
@@ -151,7 +172,7 @@ func (c *conn) onUnsubscribe(f *frame.Frame) error {
 		}
 		id = f.Header.Get(frame.Destination)
 	}
-	if sub := c.subs[id]; sub != nil {
+	if sub := c.findSub(id); sub != nil {
 		c.removeSub(sub)
 	}
 	return nil // an unknown id is not an error: the goal, no such subscription, holds
@@ -160,22 +181,14 @@ func (c *conn) onUnsubscribe(f *frame.Frame) error {
 func (c *conn) removeSub(sub *subscription) {
 	sub.active.Store(false)
 	c.mu.Lock()
-	delete(c.subs, sub.id)
-	last := false
-	if sub.kind == destTopic {
-		c.topics[sub.sessionID] = without(c.topics[sub.sessionID], sub)
-		if len(c.topics[sub.sessionID]) == 0 {
-			delete(c.topics, sub.sessionID)
-			last = true
-		}
-	} else {
-		c.queues[sub.kind] = without(c.queues[sub.kind], sub)
+	c.subs = without(c.subs, sub)
+	if sub.kind != destTopic {
+		c.queues[queueIndex(sub.kind)] = without(c.queues[queueIndex(sub.kind)], sub)
 	}
 	c.mu.Unlock()
-	if last {
-		c.h.sessions.remove(sub.sessionID, c)
+	if sub.kind == destTopic {
+		c.h.sessions.remove(sub.sessionID, sub)
 	}
-	c.nsubs--
 	c.h.m.subscriptions.Dec()
 }
 
@@ -235,17 +248,15 @@ func (c *conn) replay(sub *subscription, since int64) error {
 	return nil
 }
 
-// deliverTopic delivers a session event to this connection's topic
-// subscriptions of that session.
-func (c *conn) deliverTopic(p *payload) {
+// deliverTopic delivers a session event to s, one of this connection's
+// topic subscriptions.
+func (c *conn) deliverTopic(s *subscription, p *payload) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.gone || (p.except != "" && p.except == c.user) {
+	if c.gone || !s.active.Load() || (p.except != "" && p.except == c.user) {
 		return
 	}
-	for _, s := range c.topics[p.sessionID] {
-		c.deliverSubLocked(s, p, 0)
-	}
+	c.deliverSubLocked(s, p, 0)
 }
 
 // deliverUser delivers an event to this connection's /user/queue/* subscriptions.
@@ -255,7 +266,7 @@ func (c *conn) deliverUser(p *payload) {
 	if c.gone {
 		return
 	}
-	for _, s := range c.queues[p.queue] {
+	for _, s := range c.queues[queueIndex(p.queue)] {
 		c.deliverSubLocked(s, p, 0)
 	}
 }
@@ -292,7 +303,7 @@ func (c *conn) deliverSubLocked(s *subscription, p *payload, extra int) {
 			s.seqs[p.sessionID] = p.seq
 		}
 	}
-	c.push(&outItem{kind: kindMessage, sub: s, p: p}, extra)
+	c.push(outItem{kind: kindMessage, sub: s, p: p}, extra)
 }
 
 func truncate(s string, n int) string {

@@ -2,6 +2,7 @@ package stomp
 
 import (
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/go-stomp/stomp/v3/frame"
@@ -10,40 +11,44 @@ import (
 // writer is the state of a connection's writer loop.
 type writer struct {
 	c         *conn
-	buf       []byte
+	buf       *[]byte // borrowed from bufPool for a batch; nil between batches
 	version   Version
 	msgID     uint64
 	connected bool
+	wrote     bool // the current batch wrote something
 	hbOut     time.Duration
 	hbIn      time.Duration
 	expires   time.Time
 	lastWrite time.Time
 	lastPing  time.Time
+	timer     *time.Timer // wakes the loop (q.wake) when a timer is due
+	due       time.Time   // when timer fires; zero: stopped
 }
 
 var heartbeatEOL = []byte{'\n'}
 
+// bufPool lends the writers their encoding buffers for the length of a
+// batch, so that an idle connection holds none.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
 // writeLoop is the only goroutine that writes to or closes the transport.
 // It drains the outbound queue, sends heart-beats and pings, and enforces
 // the connect timeout, the client's heart-beat, token expiry and the
-// incomplete-frame timeout.
+// incomplete-frame timeout. It waits on the queue's notify channel alone:
+// timers wake it through the same channel (time.AfterFunc), so that an
+// idle connection costs one parked goroutine and one runtime timer.
 func (c *conn) writeLoop() {
-	defer close(c.writerDone)
+	defer c.writer.Done()
 	defer c.cancel()
 	defer c.q.abortNow() // nothing more is accepted once the writer is gone
 	start := time.Now()
 	w := &writer{c: c, version: V10, lastWrite: start, lastPing: start}
 	connectBy := start.Add(c.h.o.ConnectTimeout)
-	timer := time.NewTimer(c.h.o.ConnectTimeout)
-	defer timer.Stop()
+	w.due = connectBy
+	w.timer = time.AfterFunc(c.h.o.ConnectTimeout, c.q.wake)
+	defer w.timer.Stop()
 	for {
-		select {
-		case <-c.q.notify:
-		case <-timer.C:
-		case <-c.ctx.Done():
-			_ = c.t.Close(CloseGoingAway, "server shutting down") // the connection ends either way
-			return
-		}
+		<-c.q.notify
 		items, aborted := c.q.take()
 		if aborted {
 			_ = c.t.Close(CloseGoingAway, "") // the peer is gone; nothing to tell it
@@ -52,58 +57,84 @@ func (c *conn) writeLoop() {
 		if done := w.writeBatch(items); done {
 			return
 		}
-		now := time.Now()
-		var pe *ProtocolError
-		switch {
-		case !w.connected && !now.Before(connectBy):
-			pe = protocolErr("expected CONNECT", "no CONNECT frame within %s", c.h.o.ConnectTimeout)
-		case w.connected && w.hbIn > 0 && now.Sub(time.Unix(0, c.lastRead.Load())) > 2*w.hbIn:
-			pe = protocolErr("heart-beat timeout", "nothing received for more than twice the negotiated %s", w.hbIn)
-		case w.connected && !w.expires.IsZero() && !now.Before(w.expires):
-			pe = errPolicy("token expired", "the token has expired; reconnect with a fresh one")
-		case c.partialSince.Load() != 0 && now.Sub(time.Unix(0, c.partialSince.Load())) > c.h.o.PartialTimeout:
-			pe = errMalformed("an incomplete frame was not finished in time")
-		}
-		if pe != nil {
-			c.lg().Info("stomp connection closed", "reason", pe.Message)
-			w.write(&outItem{kind: kindError, msg: pe.Message, detail: pe.Detail, code: pe.Code})
+		if done := w.timers(connectBy); done {
 			return
 		}
-		if w.connected && w.hbOut > 0 && now.Sub(w.lastWrite) >= w.hbOut {
-			if err := c.t.Write(heartbeatEOL); err != nil {
-				_ = c.t.Close(CloseGoingAway, "") // the write error already ended the connection
-				return
-			}
-			c.h.m.outHeartbeat.Inc()
-			w.lastWrite = now
-		}
-		if p := c.opts.PingPeriod; p > 0 && now.Sub(w.lastPing) >= p {
-			if err := c.t.Ping(); err != nil {
-				_ = c.t.Close(CloseGoingAway, "") // as above
-				return
-			}
-			w.lastPing = now
-		}
-		timer.Reset(w.nextWake(now, connectBy))
 	}
 }
 
+// timers runs what is due after a batch (or a timer's wake-up) and arms
+// the timer for the next check; done means the connection is closed.
+func (w *writer) timers(connectBy time.Time) (done bool) {
+	c := w.c
+	now := time.Now()
+	if w.wrote {
+		w.lastWrite, w.wrote = now, false
+	}
+	var pe *ProtocolError
+	switch {
+	case !w.connected && !now.Before(connectBy):
+		pe = protocolErr("expected CONNECT", "no CONNECT frame within %s", c.h.o.ConnectTimeout)
+	case w.connected && w.hbIn > 0 && now.Sub(time.Unix(0, c.lastRead.Load())) > 2*w.hbIn:
+		pe = protocolErr("heart-beat timeout", "nothing received for more than twice the negotiated %s", w.hbIn)
+	case w.connected && !w.expires.IsZero() && !now.Before(w.expires):
+		pe = errPolicy("token expired", "the token has expired; reconnect with a fresh one")
+	case c.partialSince.Load() != 0 && now.Sub(time.Unix(0, c.partialSince.Load())) > c.h.o.PartialTimeout:
+		pe = errMalformed("an incomplete frame was not finished in time")
+	}
+	if pe != nil {
+		c.lg().Info("stomp connection closed", "reason", pe.Message)
+		it := errorItem(pe, "")
+		w.write(&it)
+		return true
+	}
+	if w.connected && w.hbOut > 0 && now.Sub(w.lastWrite) >= w.hbOut {
+		if err := c.t.Write(heartbeatEOL); err != nil {
+			_ = c.t.Close(CloseGoingAway, "") // the write error already ended the connection
+			return true
+		}
+		c.h.m.outHeartbeat.Inc()
+		w.lastWrite = now
+	}
+	if p := c.pingPeriod; p > 0 && now.Sub(w.lastPing) >= p {
+		if err := c.t.Ping(); err != nil {
+			_ = c.t.Close(CloseGoingAway, "") // as above
+			return true
+		}
+		w.lastPing = now
+	}
+	// Re-arm only when the next check is earlier than the armed one or the
+	// armed one has passed: a timer that fires early finds nothing due and
+	// re-arms, which is cheaper than moving the timer on every write.
+	next := w.nextWake(now, connectBy)
+	if w.due.IsZero() || next.Before(w.due) || !now.Before(w.due) {
+		w.due = next
+		w.timer.Reset(next.Sub(now))
+	}
+	return false
+}
+
 // writeBatch writes what the queue held, coalesced when the transport can.
-func (w *writer) writeBatch(items []*outItem) (done bool) {
+func (w *writer) writeBatch(items []outItem) (done bool) {
+	if len(items) == 0 {
+		return false
+	}
+	w.buf = bufPool.Get().(*[]byte)
+	defer w.putBuf()
 	b, ok := w.c.t.(Batcher)
 	if ok && len(items) > 1 {
 		b.BeginBatch()
 	} else {
 		ok = false
 	}
-	for _, it := range items {
-		if done := w.write(it); done {
+	for i := range items {
+		if done := w.write(&items[i]); done {
 			return true // the transport is closed; Close sent what was buffered
 		}
 	}
 	if ok {
 		if err := b.EndBatch(); err != nil {
-			w.c.lg().Debug("stomp write failed", "error", err)
+			w.c.debug("stomp write failed", "error", err)
 			_ = w.c.t.Close(CloseGoingAway, "") // the write error already ended the connection
 			return true
 		}
@@ -111,8 +142,16 @@ func (w *writer) writeBatch(items []*outItem) (done bool) {
 	return false
 }
 
-// nextWake is how long the writer may sleep before a timer is due.
-func (w *writer) nextWake(now, connectBy time.Time) time.Duration {
+func (w *writer) putBuf() {
+	if cap(*w.buf) <= 64<<10 { // a rare huge frame's buffer is not kept
+		*w.buf = (*w.buf)[:0]
+		bufPool.Put(w.buf)
+	}
+	w.buf = nil
+}
+
+// nextWake is when the writer must next look at its timers.
+func (w *writer) nextWake(now, connectBy time.Time) time.Time {
 	c := w.c
 	next := now.Add(time.Hour)
 	earlier := func(t time.Time) {
@@ -136,20 +175,22 @@ func (w *writer) nextWake(now, connectBy time.Time) time.Duration {
 	if ps := c.partialSince.Load(); ps != 0 {
 		earlier(time.Unix(0, ps).Add(c.h.o.PartialTimeout + time.Millisecond))
 	}
-	if p := c.opts.PingPeriod; p > 0 {
+	if p := c.pingPeriod; p > 0 {
 		earlier(w.lastPing.Add(p))
 	}
-	d := next.Sub(now)
-	if d < time.Millisecond {
-		d = time.Millisecond
+	if min := now.Add(time.Millisecond); next.Before(min) {
+		next = min
 	}
-	return d
+	return next
 }
 
 // write sends one item; done means the transport is closed.
 func (w *writer) write(it *outItem) (done bool) {
 	c := w.c
-	b := w.buf[:0]
+	var b []byte
+	if w.buf != nil {
+		b = (*w.buf)[:0]
+	}
 	switch it.kind {
 	case kindMessage:
 		if !it.sub.active.Load() {
@@ -164,71 +205,56 @@ func (w *writer) write(it *outItem) (done bool) {
 		b = append(b, '\n', 0)
 		c.h.m.outReceipt.Inc()
 	case kindConnected:
-		info := it.connected
+		info := it.ctl.connected
 		w.version, w.connected = info.version, true
 		w.hbOut, w.hbIn, w.expires = info.hbOut, info.hbIn, info.expires
 		b = AppendFrame(b, &frame.Frame{Command: frame.CONNECTED, Header: info.header}, w.version)
 		c.h.m.outConnected.Inc()
 	case kindError:
-		f := frame.New(frame.ERROR, frame.Message, it.msg)
-		if !w.connected && it.msg == "unsupported version" {
+		ctl := it.ctl
+		f := frame.New(frame.ERROR, frame.Message, ctl.msg)
+		if !w.connected && ctl.msg == "unsupported version" {
 			f.Header.Add(frame.Version, SupportedVersions)
 		}
 		if it.receipt != "" {
 			f.Header.Add(frame.ReceiptId, it.receipt)
 		}
-		if it.detail != "" {
+		if ctl.detail != "" {
 			f.Header.Add(frame.ContentType, "text/plain")
-			f.Body = []byte(it.detail)
+			f.Body = []byte(ctl.detail)
 		}
 		b = AppendFrame(b, f, w.version)
 		c.h.m.outError.Inc()
 		_ = c.t.Write(b) // best effort: the connection closes whether or not the ERROR arrives
-		_ = c.t.Close(it.code, it.msg)
+		_ = c.t.Close(ctl.code, ctl.msg)
 		return true
 	case kindClose:
-		_ = c.t.Close(it.code, it.reason) // closing is all that is left to do
+		_ = c.t.Close(it.ctl.code, it.ctl.reason) // closing is all that is left to do
 		return true
 	}
-	w.buf = b
-	if cap(w.buf) > 64<<10 {
-		w.buf = nil // do not keep a large buffer on an idle connection
+	if w.buf != nil {
+		*w.buf = b
 	}
 	if err := c.t.Write(b); err != nil {
-		c.lg().Debug("stomp write failed", "error", err)
+		c.debug("stomp write failed", "error", err)
 		_ = c.t.Close(CloseGoingAway, "") // the write error already ended the connection
 		return true
 	}
-	w.lastWrite = time.Now()
+	w.wrote = true
 	return false
 }
 
+// appendMessage encodes a MESSAGE from the subscription's pre-encoded
+// head, the connection's message-id and the payload's pre-encoded tail:
+// the event was encoded once for every connection it goes to.
 func (w *writer) appendMessage(b []byte, it *outItem) []byte {
-	v, p := w.version, it.p
-	b = append(b, "MESSAGE\n"...)
-	b = appendHeader(b, frame.Destination, it.sub.dest, v, false)
-	b = appendHeader(b, frame.Subscription, it.sub.id, v, false)
-	b = append(b, "message-id:"...)
+	b = append(b, it.sub.head...)
 	b = strconv.AppendUint(b, w.msgID, 10)
 	b = append(b, '\n')
-	b = append(b, "content-type:"...)
-	b = append(b, p.contentType...)
-	b = append(b, '\n')
-	b = append(b, "content-length:"...)
-	b = strconv.AppendInt(b, int64(len(p.body)), 10)
-	b = append(b, '\n')
-	if p.seq > 0 {
-		b = append(b, "seq:"...)
-		b = strconv.AppendInt(b, p.seq, 10)
-		b = append(b, '\n')
-		b = appendHeader(b, "session-id", p.sessionID, v, false)
-	}
 	if it.receipt != "" {
-		b = appendHeader(b, frame.ReceiptId, it.receipt, v, false)
+		b = appendHeader(b, frame.ReceiptId, it.receipt, w.version, false)
 	}
-	b = append(b, '\n')
-	b = append(b, p.body...)
-	return append(b, 0)
+	return append(b, it.p.tail(w.version)...)
 }
 
 func fmtMillis(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
