@@ -1,17 +1,13 @@
 package stomp
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
-	"math"
 	"mime"
 	"net/http"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/go-stomp/stomp/v3/frame"
 	"golang.org/x/time/rate"
@@ -162,30 +158,7 @@ func decodeJSON(f *frame.Frame, v any) *problem.Problem {
 			return &p
 		}
 	}
-	if !utf8.Valid(f.Body) {
-		p := problem.New(http.StatusBadRequest, "invalid_json", "the body is not valid UTF-8")
-		return &p
-	}
-	dec := json.NewDecoder(bytes.NewReader(f.Body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-			p := problem.New(http.StatusBadRequest, "unknown_field", "unknown field "+name)
-			return &p
-		}
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) && te.Field != "" {
-			p := problem.New(http.StatusBadRequest, "invalid_"+snake(te.Field), te.Field+" has the wrong type")
-			return &p
-		}
-		p := problem.New(http.StatusBadRequest, "invalid_json", "the body is not a JSON object")
-		return &p
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		p := problem.New(http.StatusBadRequest, "invalid_json", "trailing data after the JSON object")
-		return &p
-	}
-	return nil
+	return problem.DecodeJSON(f.Body, v)
 }
 
 // clientMessageID digs the clientMessageId out of a body that failed to
@@ -201,58 +174,12 @@ func clientMessageID(body []byte) string {
 	return v.ClientMessageID
 }
 
-// snake turns a JSON field name (clientMessageId) into an API code suffix
-// (client_message_id).
-func snake(s string) string {
-	var b strings.Builder
-	for i, r := range s {
-		if r >= 'A' && r <= 'Z' {
-			if i > 0 {
-				b.WriteByte('_')
-			}
-			r += 'a' - 'A'
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
-
-// problemFor maps a domain error to the problem the REST edge would answer.
+// problemFor maps an error of a Chat or Commands call to the problem the
+// REST edge would answer; a call that ran out of time is "unavailable".
 func problemFor(err error) problem.Problem {
-	var ce *chat.Error
-	if errors.As(err, &ce) {
-		p := problem.New(statusFor(ce.Kind), ce.Code, ce.Detail)
-		if errors.Is(ce.Kind, chat.ErrRateLimited) {
-			p.RetryAfter = max(1, int(math.Ceil(ce.RetryAfter.Seconds())))
-		}
-		return p
+	if errors.Is(err, context.DeadlineExceeded) {
+		return problem.New(http.StatusServiceUnavailable, "unavailable", "the service cannot take the request now; retry later")
 	}
-	switch st := statusFor(err); st {
-	case http.StatusNotFound:
-		return problem.New(st, "session_not_found", "no such session")
-	case http.StatusTooManyRequests:
-		p := problem.New(st, "rate_limited", "too many sends; retry later")
-		p.RetryAfter = 1
-		return p
-	case http.StatusServiceUnavailable:
-		return problem.New(st, "unavailable", "the service cannot take the request now; retry later")
-	default:
-		return problem.New(st, strings.ReplaceAll(strings.ToLower(http.StatusText(st)), " ", "_"), err.Error())
-	}
-}
-
-func statusFor(err error) int {
-	switch {
-	case errors.Is(err, chat.ErrInvalid):
-		return http.StatusBadRequest
-	case errors.Is(err, chat.ErrNotFound):
-		return http.StatusNotFound
-	case errors.Is(err, chat.ErrForbidden):
-		return http.StatusForbidden
-	case errors.Is(err, chat.ErrTooLarge):
-		return http.StatusRequestEntityTooLarge
-	case errors.Is(err, chat.ErrRateLimited):
-		return http.StatusTooManyRequests
-	}
-	return http.StatusServiceUnavailable
+	p, _ := chat.ProblemOf(err) // an unexpected error becomes a 500 "internal" without its text
+	return p
 }

@@ -3,7 +3,7 @@ package stomp_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -215,7 +215,7 @@ func TestAppProblems(t *testing.T) {
 			return failingChat{b, &chat.Error{Kind: chat.ErrRateLimited, Code: "rate_limited", Detail: "slow down", RetryAfter: 1500 * time.Millisecond}}
 		}, body: func(sid string) string { return `{"sessionId":"` + sid + `","content":"x","clientMessageId":"c-3"}` }, code: "rate_limited", status: 429, cmid: "c-3"},
 		{name: "database down", dest: stomp.AppSend, chat: func(b *stomptest.Backend) stomp.Chat {
-			return failingChat{b, errors.New("dial tcp: refused")}
+			return failingChat{b, fmt.Errorf("dial tcp: refused: %w", chat.ErrUnavailable)} // how the store reports an outage
 		}, body: func(sid string) string { return `{"sessionId":"` + sid + `","content":"x"}` }, code: "unavailable", status: 503},
 		{name: "read with fractional seq", dest: stomp.AppRead, body: func(sid string) string { return `{"sessionId":"` + sid + `","seq":1.5}` }, code: "invalid_seq", status: 400},
 		{name: "read with negative seq", dest: stomp.AppRead, body: func(sid string) string { return `{"sessionId":"` + sid + `","seq":-1}` }, code: "invalid_seq", status: 400},
@@ -262,7 +262,7 @@ func TestAppProblems(t *testing.T) {
 func TestSubmitFailureIsAProblem(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
-	e.b.SubmitErr = errors.New("queue unavailable")
+	e.b.SubmitErr = fmt.Errorf("queue: %w", chat.ErrUnavailable) // how the command queue reports an outage
 	sid := e.b.CreateSession("alice", "bob")
 	alice := e.connect(t, "alice")
 	subscribe(t, alice, "err", stomp.QueueErrors)
