@@ -1,6 +1,8 @@
 package httpserver
 
 import (
+	"github.com/chat-service/chat/modules/metrics"
+
 	"bufio"
 	"errors"
 	"log/slog"
@@ -36,30 +38,15 @@ func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 		return m, nil
 	}
 	var err error
-	m.requests, err = register(reg, m.requests)
+	m.requests, err = metrics.Register(reg, m.requests)
 	if err != nil {
 		return nil, err
 	}
-	m.duration, err = register(reg, m.duration)
+	m.duration, err = metrics.Register(reg, m.duration)
 	if err != nil {
 		return nil, err
 	}
 	return m, nil
-}
-
-// register registers c, or reuses the collector already registered under
-// the same name (a second server on one registry, in tests).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		return c, err
-	}
-	return c, nil
 }
 
 // methodLabel bounds the method label to the standard methods.

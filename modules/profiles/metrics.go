@@ -1,8 +1,7 @@
 package profiles
 
 import (
-	"errors"
-	"fmt"
+	sharedmetrics "github.com/chat-service/chat/modules/metrics"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sony/gobreaker"
@@ -35,32 +34,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	var err error
-	if m.cache, err = register(reg, m.cache); err != nil {
+	if m.cache, err = sharedmetrics.Register(reg, m.cache); err != nil {
 		return nil, err
 	}
-	if m.upstream, err = register(reg, m.upstream); err != nil {
+	if m.upstream, err = sharedmetrics.Register(reg, m.upstream); err != nil {
 		return nil, err
 	}
-	if m.breaker, err = register(reg, m.breaker); err != nil {
+	if m.breaker, err = sharedmetrics.Register(reg, m.breaker); err != nil {
 		return nil, err
 	}
 	return m, nil
-}
-
-// register registers c, or returns the collector already registered under
-// the same name (a second Directory in one process shares the series).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	err := reg.Register(c)
-	if err == nil {
-		return c, nil
-	}
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing, nil
-		}
-	}
-	return c, fmt.Errorf("register profile metrics: %w", err)
 }
 
 func breakerValue(s gobreaker.State) float64 {

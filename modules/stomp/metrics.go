@@ -1,7 +1,7 @@
 package stomp
 
 import (
-	"errors"
+	sharedmetrics "github.com/chat-service/chat/modules/metrics"
 
 	"github.com/go-stomp/stomp/v3/frame"
 	"github.com/prometheus/client_golang/prometheus"
@@ -48,22 +48,22 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	if reg != nil {
 		var err error
-		if m.connections, err = register(reg, m.connections); err != nil {
+		if m.connections, err = sharedmetrics.Register(reg, m.connections); err != nil {
 			return nil, err
 		}
-		if m.subscriptions, err = register(reg, m.subscriptions); err != nil {
+		if m.subscriptions, err = sharedmetrics.Register(reg, m.subscriptions); err != nil {
 			return nil, err
 		}
-		if m.framesIn, err = register(reg, m.framesIn); err != nil {
+		if m.framesIn, err = sharedmetrics.Register(reg, m.framesIn); err != nil {
 			return nil, err
 		}
-		if m.framesOut, err = register(reg, m.framesOut); err != nil {
+		if m.framesOut, err = sharedmetrics.Register(reg, m.framesOut); err != nil {
 			return nil, err
 		}
-		if m.slowConsumers, err = register(reg, m.slowConsumers); err != nil {
+		if m.slowConsumers, err = sharedmetrics.Register(reg, m.slowConsumers); err != nil {
 			return nil, err
 		}
-		if m.dropped, err = register(reg, m.dropped); err != nil {
+		if m.dropped, err = sharedmetrics.Register(reg, m.dropped); err != nil {
 			return nil, err
 		}
 	}
@@ -78,19 +78,4 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.outHeartbeat = m.framesOut.WithLabelValues("heartbeat")
 	m.droppedTyping = m.dropped.WithLabelValues("typing")
 	return m, nil
-}
-
-// register registers c, or reuses the collector already registered under
-// the same name (a second hub on one registry, in tests).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		return c, err
-	}
-	return c, nil
 }
