@@ -66,10 +66,20 @@ type Dev struct {
 
 // Storage selects the database.
 type Storage struct {
-	Driver       string `koanf:"driver"`
-	DSN          string `koanf:"dsn"`
-	MaxOpenConns int    `koanf:"max_open_conns"`
+	Driver       string      `koanf:"driver"`
+	DSN          string      `koanf:"dsn"`
+	MaxOpenConns int         `koanf:"max_open_conns"`
+	GroupCommit  GroupCommit `koanf:"group_commit"`
 }
+
+// GroupCommit stores concurrent sends in shared transactions.
+type GroupCommit struct {
+	MaxBatch int           `koanf:"max_batch"`
+	MaxWait  time.Duration `koanf:"max_wait"`
+}
+
+// Enabled reports whether sends are batched (max_wait 0 turns it off).
+func (g GroupCommit) Enabled() bool { return g.MaxWait > 0 }
 
 // Relay selects how events reach every instance.
 type Relay struct {
@@ -90,10 +100,17 @@ type Outbox struct {
 	Retention    time.Duration `koanf:"retention"`
 }
 
+// MaxCommandShards bounds commands.shards. An instance also drains leftover
+// shard queues numbered below it after a resharding (docs/configuration.md).
+const MaxCommandShards = 64
+
 // Commands tunes the durable command queue behind STOMP SEND /app/chat.send.
 type Commands struct {
 	Queue        string        `koanf:"queue"`
 	PollInterval time.Duration `koanf:"poll_interval"`
+	Shards       int           `koanf:"shards"`
+	QueueType    string        `koanf:"queue_type"`
+	Prefetch     int           `koanf:"prefetch"`
 }
 
 // Features toggles optional parts.

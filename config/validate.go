@@ -20,6 +20,8 @@ func (c Config) Validate() error {
 	v.oneOf("storage.driver", c.Storage.Driver, "sqlite", "postgres")
 	v.dsn(c.Storage)
 	v.intRange("storage.max_open_conns", c.Storage.MaxOpenConns, 1, 1000)
+	v.intRange("storage.group_commit.max_batch", c.Storage.GroupCommit.MaxBatch, 1, 1000)
+	v.durRange("storage.group_commit.max_wait", c.Storage.GroupCommit.MaxWait, 0, time.Second)
 
 	if _, _, err := net.SplitHostPort(c.Server.Addr); err != nil {
 		v.fail("server.addr", "%q is not host:port", c.Server.Addr)
@@ -60,6 +62,9 @@ func (c Config) Validate() error {
 		v.fail("commands.queue", "must not be empty")
 	}
 	v.durRange("commands.poll_interval", c.Commands.PollInterval, time.Millisecond, time.Minute)
+	v.intRange("commands.shards", c.Commands.Shards, 1, MaxCommandShards)
+	v.oneOf("commands.queue_type", c.Commands.QueueType, "classic", "quorum")
+	v.intRange("commands.prefetch", c.Commands.Prefetch, 1, 1000)
 
 	v.intRange("recovery.max_messages", c.Recovery.MaxMessages, 0, 100000)
 

@@ -20,12 +20,21 @@ type Params struct {
 	Profiles profiles.Directory
 	Limits   config.Limits
 	Recovery config.Recovery
+	Storage  config.Storage
 	Log      *slog.Logger
 }
 
-func provide(p Params) (*Service, error) {
-	return NewService(Deps{
+// provide builds the Service; OnStop ends its group commit, after the
+// edges that send through it have stopped.
+func provide(lc fx.Lifecycle, p Params) (*Service, error) {
+	s, err := NewService(Deps{
 		Store: p.Store, Events: p.Events, Profiles: p.Profiles,
-		Limits: p.Limits, Recovery: p.Recovery, Log: p.Log.With("module", "chat"),
+		Limits: p.Limits, Recovery: p.Recovery, GroupCommit: p.Storage.GroupCommit,
+		Log: p.Log.With("module", "chat"),
 	})
+	if err != nil {
+		return nil, err
+	}
+	lc.Append(fx.StopHook(s.Close))
+	return s, nil
 }

@@ -41,6 +41,10 @@ type Service struct {
 	limiter *Limiter
 	members *otter.Cache[string, []string] // session id → participants
 	log     *slog.Logger
+	// sends batches concurrent sends into shared transactions
+	// (storage.group_commit); nil when it is off.
+	sends    *batcher[*pendingSend]
+	maxBatch int
 }
 
 // Membership never changes after a session is created, so participant
@@ -57,10 +61,15 @@ type Deps struct {
 	Profiles profiles.Directory
 	Limits   config.Limits
 	Recovery config.Recovery
-	Log      *slog.Logger
+	// GroupCommit batches concurrent sends (off when MaxWait is 0).
+	GroupCommit config.GroupCommit
+	// Writers is how many batches may be stored at once; 1 for a database
+	// with one writer (SQLite). 0: ask the store (ConcurrentWriters), else 1.
+	Writers int
+	Log     *slog.Logger
 }
 
-// NewService builds the domain service.
+// NewService builds the domain service. Close stops its group commit.
 func NewService(d Deps) (*Service, error) {
 	if d.Store == nil || d.Events == nil || d.Profiles == nil {
 		return nil, errors.New("chat: store, events and profiles are required")
@@ -75,11 +84,26 @@ func NewService(d Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("chat: participants cache: %w", err)
 	}
-	return &Service{
+	s := &Service{
 		store: d.Store, events: d.Events, dir: d.Profiles, limits: d.Limits,
 		recover: d.Recovery.MaxMessages, limiter: NewLimiter(d.Limits.RatePerSecond, d.Limits.Burst),
-		members: members, log: d.Log,
-	}, nil
+		members: members, log: d.Log, maxBatch: max(d.GroupCommit.MaxBatch, 1),
+	}
+	if d.GroupCommit.Enabled() {
+		writers := d.Writers
+		if w, ok := d.Store.(interface{ ConcurrentWriters() int }); ok && writers == 0 {
+			writers = w.ConcurrentWriters()
+		}
+		s.sends = newBatcher(writers, s.maxBatch, d.GroupCommit.MaxWait, s.storeBatch)
+	}
+	return s, nil
+}
+
+// Close stops the group commit: sends after it fail as unavailable.
+func (s *Service) Close() {
+	if s.sends != nil {
+		s.sends.close()
+	}
 }
 
 var (
@@ -221,103 +245,6 @@ func (s *Service) Sessions(ctx context.Context, userID string, limit int, cursor
 	}
 	s.enrichSessions(ctx, ptrs)
 	return list, next, nil
-}
-
-// SendRequest is a message to send, from REST or from STOMP /app/chat.send.
-type SendRequest struct {
-	SessionID       string `json:"sessionId,omitempty"`
-	Content         string `json:"content"`
-	ClientMessageID string `json:"clientMessageId,omitempty"`
-}
-
-// Send validates, rate-limits and stores a message; created is false for an
-// idempotent retry, which returns the original message.
-func (s *Service) Send(ctx context.Context, userID string, req SendRequest) (Message, bool, error) {
-	if err := s.validateSend(req); err != nil {
-		return Message{}, false, err
-	}
-	if err := s.limiter.Allow(userID); err != nil {
-		return Message{}, false, err
-	}
-	return s.store1(ctx, userID, req)
-}
-
-// CheckSend makes every check that can be made at once on a send (shape,
-// size, rate, participation) without storing it: the STOMP gateway calls it
-// before it accepts the command into the durable queue. It spends a token of
-// the sender's rate budget.
-func (s *Service) CheckSend(ctx context.Context, userID string, req SendRequest) error {
-	if err := s.validateSend(req); err != nil {
-		return err
-	}
-	if err := s.limiter.Allow(userID); err != nil {
-		return err
-	}
-	ok, err := s.IsParticipant(ctx, req.SessionID, userID)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return notFound()
-	}
-	return nil
-}
-
-// SendQueued stores a send that CheckSend accepted earlier (the command
-// queue consumer). It validates again, since the queue is only as trusted as
-// its producers, but does not spend rate budget twice.
-func (s *Service) SendQueued(ctx context.Context, userID string, req SendRequest) (Message, bool, error) {
-	if err := s.validateSend(req); err != nil {
-		return Message{}, false, err
-	}
-	return s.store1(ctx, userID, req)
-}
-
-func (s *Service) store1(ctx context.Context, userID string, req SendRequest) (Message, bool, error) {
-	// Participants route the event. Membership never changes after creation,
-	// so reading them before the transaction is consistent, and it keeps the
-	// transaction on one connection (a second read inside it could exhaust
-	// the pool under concurrent sends).
-	ps, err := s.participants(ctx, req.SessionID)
-	if err != nil {
-		return Message{}, false, s.mapNotFound(fmt.Errorf("send to session %s: %w", req.SessionID, err))
-	}
-	if !slices.Contains(ps, userID) {
-		return Message{}, false, notFound()
-	}
-	sender := s.sender(ctx, userID)
-	nm := NewMessage{
-		ID: uuid.Must(uuid.NewV7()).String(), SessionID: req.SessionID, SenderID: userID,
-		ClientMessageID: req.ClientMessageID, Content: req.Content, CreatedAt: Now(),
-	}
-	msg, created, err := s.store.AppendMessage(ctx, nm, func(ctx context.Context, tx *sql.Tx, m Message) error {
-		m.Sender = sender
-		return s.events.Stored(ctx, tx, Event{Type: EventMessage, SessionID: m.SessionID, Message: &m, Participants: ps})
-	})
-	if err != nil {
-		return Message{}, false, s.mapNotFound(fmt.Errorf("send to session %s: %w", req.SessionID, err))
-	}
-	msg.Sender = sender
-	return msg, created, nil
-}
-
-func (s *Service) validateSend(req SendRequest) error {
-	if !ValidSessionID(req.SessionID) {
-		return invalid("invalid_session_id", "session id must be a UUID")
-	}
-	if !utf8.ValidString(req.Content) {
-		return invalid("invalid_content", "content must be valid UTF-8")
-	}
-	if req.Content == "" {
-		return invalid("invalid_content", "content must not be empty")
-	}
-	if len(req.Content) > s.limits.MaxMessageBytes {
-		return &Error{Kind: ErrTooLarge, Code: "content_too_long", Detail: fmt.Sprintf("content is %d bytes, the limit is %d", len(req.Content), s.limits.MaxMessageBytes)}
-	}
-	if req.ClientMessageID != "" && !clientIDPattern.MatchString(req.ClientMessageID) {
-		return invalid("invalid_client_message_id", "clientMessageId must be 1 to 64 of [A-Za-z0-9._:-]")
-	}
-	return nil
 }
 
 // History pages a session's messages, ascending by seq.

@@ -26,6 +26,12 @@ type Store interface {
 	// When the sender already sent m.ClientMessageID in that session it
 	// returns the original and created=false, and inTx is not called.
 	AppendMessage(ctx context.Context, m NewMessage, inTx TxHook[Message]) (msg Message, created bool, err error)
+	// AppendMessages stores a batch in one transaction (group commit): each
+	// item as AppendMessage would, in batch order per session, and inTx once
+	// with the messages created. An item's own refusal (not a participant)
+	// is its Appended.Err and does not fail the others; err is for the whole
+	// batch (the database failed), and then nothing of it was written.
+	AppendMessages(ctx context.Context, items []NewMessage, inTx TxHook[[]Message]) (results []Appended, err error)
 	// Messages pages a session's history for a participant, ascending by seq.
 	Messages(ctx context.Context, sessionID, userID string, q HistoryQuery) (list []Message, more bool, err error)
 	// MarkRead moves userID's lastReadSeq up to min(seq, lastSeq). When it
@@ -64,6 +70,18 @@ type NewMessage struct {
 	ClientMessageID string
 	Content         string
 	CreatedAt       Time
+	// Redelivered: ID was fixed before this attempt (a queued command, which
+	// can be delivered twice), so a message with it may be stored already;
+	// AppendMessages then answers with that one.
+	Redelivered bool
+}
+
+// Appended is the outcome of one item of AppendMessages: the message (the
+// original for a duplicate) and whether this call created it, or Err.
+type Appended struct {
+	Message Message
+	Created bool
+	Err     error
 }
 
 // HistoryQuery selects a page of history. With neither bound it is the

@@ -107,12 +107,14 @@ func (c *amqpConn) keep(conn *amqp.Connection) {
 			c.unset()
 			c.log.Warn("relay connection to RabbitMQ lost; reconnecting", "connection", c.name, "err", errString(err))
 		}
-		wait := 100 * time.Millisecond
+		bo := newBackoff(200*time.Millisecond, 5*time.Second)
 		for {
+			wait := time.NewTimer(bo.Next())
 			select {
 			case <-c.done:
+				wait.Stop()
 				return
-			case <-time.After(wait):
+			case <-wait.C:
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			next, err := c.dial(ctx)
@@ -121,8 +123,7 @@ func (c *amqpConn) keep(conn *amqp.Connection) {
 				conn = next
 				break
 			}
-			c.log.Debug("reconnect to RabbitMQ failed", "connection", c.name, "err", err, "retry_in", wait)
-			wait = min(wait*2, 5*time.Second)
+			c.log.Debug("reconnect to RabbitMQ failed", "connection", c.name, "err", err)
 		}
 		if !c.set(conn) {
 			_ = conn.Close() // Close ran while we dialled
@@ -472,15 +473,6 @@ func declareExchange(ch *amqp.Channel, name string) error {
 		return ch.ExchangeDeclarePassive(name, amqp.ExchangeTopic, true, false, false, false, nil)
 	}
 	return ch.ExchangeDeclare(name, amqp.ExchangeTopic, true, false, false, false, nil)
-}
-
-// declareCommandQueue declares the durable chat.send queue. One consumer at
-// a time takes from it (x-single-active-consumer) so that one sender's
-// commands are stored in the order they were accepted; another instance
-// takes over when that consumer goes away.
-func declareCommandQueue(ch *amqp.Channel, name string) error {
-	_, err := ch.QueueDeclare(name, true, false, false, false, amqp.Table{"x-single-active-consumer": true})
-	return err
 }
 
 // redactURL keeps the password of url out of err's text.

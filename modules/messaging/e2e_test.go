@@ -72,8 +72,8 @@ func TestSendThroughQueue(t *testing.T) {
 // lazySender is a Sender set after the instance starts.
 type lazySender struct{ s atomic.Pointer[chat.Service] }
 
-func (l *lazySender) SendQueued(ctx context.Context, userID string, req chat.SendRequest) (chat.Message, bool, error) {
-	return l.s.Load().SendQueued(ctx, userID, req)
+func (l *lazySender) SendQueued(ctx context.Context, sends []chat.QueuedSend) ([]chat.Appended, error) {
+	return l.s.Load().SendQueued(ctx, sends)
 }
 
 // openDirectory knows no profiles and allows every pairing.

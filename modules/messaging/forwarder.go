@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -13,14 +12,12 @@ import (
 	"github.com/chat-service/chat/modules/chat"
 )
 
-// How the forwarder polls and retries. A read that found rows is followed
+// How the forwarder reads and retries. A read that found rows is followed
 // by the next at once (while fewer than maxRounds batches wait for their
-// confirmations); after an empty one the forwarder waits busyPoll while
-// events are flowing (a row forwarded, or a local write signalled, within
-// busyFor) and outbox.poll_interval otherwise.
+// confirmations); after an empty one the forwarder waits for a wake-up (a
+// commit on this instance, or on PostgreSQL a notification from any) and
+// reads at once, or reads after outbox.poll_interval, the fallback.
 const (
-	busyPoll       = 2 * time.Millisecond
-	busyFor        = 250 * time.Millisecond
 	maxRounds      = 4                // batches published and not yet confirmed
 	forwardTimeout = 30 * time.Second // one batch's publishing and confirmations
 	retryInitial   = 100 * time.Millisecond
@@ -37,10 +34,10 @@ const (
 // event: while the relay is down it retries with backoff, and the lag shows
 // in chat_outbox_lag_rows and chat_outbox_lag_seconds.
 type forwarder struct {
-	reader outboxReader
+	reader batchReader
 	relay  relay
 	idle   time.Duration   // outbox.poll_interval
-	wake   <-chan struct{} // Outbox.Stored wrote an event here
+	wake   <-chan struct{} // rows were committed
 	m      *metrics
 	log    *slog.Logger
 	// What failed last, for one warning per outage; run's goroutine only.
@@ -49,7 +46,7 @@ type forwarder struct {
 
 // round is a batch on its way to the relay.
 type round struct {
-	b      *outboxBatch
+	b      *readBatch
 	ends   []int // ends[i]: how many publications carry b.msgs[:i+1]
 	conf   *confirmation
 	cancel context.CancelFunc // ends the wait for conf
@@ -60,10 +57,9 @@ func (f *forwarder) run(ctx context.Context) {
 	defer f.reader.close()
 	var (
 		rounds    []*round // oldest first
-		backoff   = retryInitial
-		active    time.Time // last forwarded row or local write
+		bo        = newBackoff(retryInitial, retryMax)
 		notBefore time.Time // no read before
-		wakeable  bool      // a local write brings the next read forward
+		wakeable  bool      // a wake-up brings the next read forward
 		timer     = time.NewTimer(time.Hour)
 	)
 	defer func() {
@@ -85,10 +81,9 @@ func (f *forwarder) run(ctx context.Context) {
 					_ = later.b.finish(ctx, 0) // gives rows back; nothing to write
 				}
 				rounds = nil
-				notBefore, wakeable = time.Now().Add(backoff/2+rand.N(backoff/2+1)), false
-				backoff = min(2*backoff, retryMax)
+				notBefore, wakeable = time.Now().Add(bo.Next()), false
 			} else if r.conf.n > 0 {
-				backoff = retryInitial
+				bo.Reset()
 			}
 		}
 		if ctx.Err() != nil {
@@ -101,21 +96,17 @@ func (f *forwarder) run(ctx context.Context) {
 				return
 			case r != nil:
 				rounds = append(rounds, r)
-				active = time.Now()
 				continue // there may be more
 			case errors.Is(err, errBusy): // another instance forwards: try again when idle
 				notBefore, wakeable = time.Now().Add(f.idle), false
 			case err != nil:
-				notBefore, wakeable = time.Now().Add(backoff/2+rand.N(backoff/2+1)), false
-				backoff = min(2*backoff, retryMax)
-			case time.Since(active) < busyFor:
-				notBefore, wakeable = time.Now().Add(busyPoll), true
+				notBefore, wakeable = time.Now().Add(bo.Next()), false
 			default:
 				notBefore, wakeable = time.Now().Add(f.idle), true
 			}
 		}
 		// Wait for the oldest batch's confirmations, the next read or a
-		// local write.
+		// wake-up.
 		var confirmed <-chan struct{}
 		if len(rounds) > 0 {
 			confirmed = rounds[0].conf.done
@@ -127,7 +118,7 @@ func (f *forwarder) run(ctx context.Context) {
 		}
 		wake := f.wake
 		if !wakeable {
-			wake = nil // a local write does not cut a backoff short
+			wake = nil // a wake-up does not cut a backoff short; it stays pending
 		}
 		select {
 		case <-ctx.Done():
@@ -135,12 +126,7 @@ func (f *forwarder) run(ctx context.Context) {
 		case <-confirmed:
 		case <-readTime:
 		case <-wake:
-			// The event's transaction commits after Stored returns: read
-			// shortly, and often while events keep coming.
-			active = time.Now()
-			if soon := active.Add(busyPoll); soon.Before(notBefore) {
-				notBefore = soon
-			}
+			notBefore = time.Time{} // committed rows are visible now: read at once
 		}
 		timer.Stop()
 	}
@@ -278,38 +264,6 @@ func (h *relayHandler) handle(msg *message.Message) error {
 	h.hub.Deliver(ev)
 	h.m.relayReceived.Inc()
 	return nil
-}
-
-// retry is a router middleware that retries a failing handler with
-// exponential backoff (jittered) until it succeeds or the message's context
-// ends: the SQL subscriber's ack deadline (the row is then read again in a
-// fresh transaction) or shutdown. There is deliberately no poison queue: a
-// chat event is never dropped for a relay or database outage.
-type retry struct {
-	initial, max time.Duration
-	onFailure    func(attempt int, err error)
-}
-
-func (r retry) middleware(h message.HandlerFunc) message.HandlerFunc {
-	return func(msg *message.Message) ([]*message.Message, error) {
-		wait := r.initial
-		for attempt := 1; ; attempt++ {
-			out, err := h(msg)
-			if err == nil {
-				return out, nil
-			}
-			if r.onFailure != nil {
-				r.onFailure(attempt, err)
-			}
-			jittered := wait/2 + rand.N(wait/2+1)
-			select {
-			case <-msg.Context().Done():
-				return nil, err
-			case <-time.After(jittered):
-			}
-			wait = min(2*wait, r.max)
-		}
-	}
 }
 
 // route is one relay publication of an event.

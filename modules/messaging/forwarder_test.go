@@ -34,12 +34,12 @@ func TestForwarderPartialConfirm(t *testing.T) {
 		in.sendAll(t, sessions[:2], 10, users) // 24 rows waiting: the first batch fails after 5
 
 		relay := &flakyRelay{hub: in.hub, failAfter: 5}
-		reader := m.backend.outboxReader(OutboxTopic, forwarderGroup)
+		reader := m.backend.batchReader(OutboxTopic, forwarderGroup, 100)
 		ctx, cancel := context.WithCancel(context.Background())
 		if err := reader.init(ctx); err != nil {
 			t.Fatal(err)
 		}
-		f := &forwarder{reader: reader, relay: relay, idle: 10 * time.Millisecond, wake: m.wake, m: m.metrics, log: testLogger(t)}
+		f := &forwarder{reader: reader, relay: relay, idle: 10 * time.Millisecond, wake: m.outbox.wake, m: m.metrics, log: testLogger(t)}
 		done := make(chan struct{})
 		go func() { defer close(done); f.run(ctx) }()
 		t.Cleanup(func() { cancel(); <-done })
@@ -243,12 +243,12 @@ func TestForwarderGivesBackOutOfKeyOrder(t *testing.T) {
 	// The batch: two session announcements (two publications each), T2's
 	// row, T1's row. Confirming 5 of 6 publications gives back T1's alone.
 	relay := &flakyRelay{hub: in.hub, failAfter: 5}
-	reader := m.backend.outboxReader(OutboxTopic, forwarderGroup)
+	reader := m.backend.batchReader(OutboxTopic, forwarderGroup, 100)
 	runCtx, cancel := context.WithCancel(ctx)
 	if err := reader.init(runCtx); err != nil {
 		t.Fatal(err)
 	}
-	f := &forwarder{reader: reader, relay: relay, idle: 10 * time.Millisecond, wake: m.wake, m: m.metrics, log: testLogger(t)}
+	f := &forwarder{reader: reader, relay: relay, idle: 10 * time.Millisecond, wake: m.outbox.wake, m: m.metrics, log: testLogger(t)}
 	done := make(chan struct{})
 	go func() { defer close(done); f.run(runCtx) }()
 	t.Cleanup(func() { cancel(); <-done })

@@ -162,6 +162,10 @@ func uniqueMessages(evs []chat.Event) (unique, duplicates int) {
 // noSender is a Sender for tests that queue no commands.
 type noSender struct{}
 
-func (noSender) SendQueued(context.Context, string, chat.SendRequest) (chat.Message, bool, error) {
-	return chat.Message{}, false, &chat.Error{Kind: chat.ErrInvalid, Code: "unexpected", Detail: "no sender in this test"}
+func (noSender) SendQueued(_ context.Context, sends []chat.QueuedSend) ([]chat.Appended, error) {
+	out := make([]chat.Appended, len(sends))
+	for i := range out {
+		out[i].Err = &chat.Error{Kind: chat.ErrInvalid, Code: "unexpected", Detail: "no sender in this test"}
+	}
+	return out, nil
 }

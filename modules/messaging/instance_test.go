@@ -36,18 +36,24 @@ func newSetup(t testing.TB, storage config.Storage, relayDriver string) setup {
 	s := setup{
 		storage:  storage,
 		relay:    config.Relay{Driver: relayDriver},
-		commands: config.Commands{Queue: "chat.send." + name, PollInterval: 20 * time.Millisecond},
+		commands: config.Commands{Queue: "chat.send." + name, PollInterval: 20 * time.Millisecond, Shards: 4, QueueType: "classic", Prefetch: 64},
 		outbox:   config.Outbox{PollInterval: 20 * time.Millisecond, BatchSize: 100, Retention: time.Hour},
 	}
 	if relayDriver == relayAMQP {
 		s.relay.AMQP = config.AMQP{URL: amqpURL(t), Exchange: "chat.events." + name}
-		t.Cleanup(func() { deleteAMQP(t, s.relay.AMQP.URL, s.relay.AMQP.Exchange, s.commands.Queue) })
+		t.Cleanup(func() {
+			queues := []string{s.commands.Queue}
+			for i := range config.MaxCommandShards {
+				queues = append(queues, shardQueue(s.commands.Queue, i))
+			}
+			deleteAMQP(t, s.relay.AMQP.URL, s.relay.AMQP.Exchange, queues...)
+		})
 	}
 	return s
 }
 
 // deleteAMQP removes a test's exchange and queue.
-func deleteAMQP(t testing.TB, rawURL, exchange, queue string) {
+func deleteAMQP(t testing.TB, rawURL, exchange string, queues ...string) {
 	conn, err := amqp.Dial(rawURL)
 	if err != nil {
 		t.Logf("cleanup RabbitMQ: %v", err)
@@ -58,7 +64,9 @@ func deleteAMQP(t testing.TB, rawURL, exchange, queue string) {
 	if err != nil {
 		return
 	}
-	_, _ = ch.QueueDelete(queue, false, false, false) // gone already is fine
+	for _, q := range queues {
+		_, _ = ch.QueueDelete(q, false, false, false) // gone already is fine
+	}
 	if exchange != "" {
 		_ = ch.ExchangeDelete(exchange, false, false)
 	}
@@ -118,6 +126,7 @@ func startInstance(t testing.TB, s setup, name string, opts ...instanceOption) *
 		t.Fatal(err)
 	}
 	in := &instance{name: name, db: db, store: store.New(db), m: m, hub: newRecordingHub(), reg: reg}
+	in.store.OnCommit(m.Events().Committed)
 	if s.relay.Driver == relayAMQP {
 		// A stopped instance deletes its queue; a "crashed" one leaves it to
 		// x-expires, too slow for a test.

@@ -19,6 +19,7 @@ type metrics struct {
 	commands          *prometheus.CounterVec
 	commandRetries    prometheus.Counter
 	commandQueueDepth prometheus.Gauge
+	commandBatch      prometheus.Histogram
 }
 
 func newMetrics() *metrics {
@@ -64,6 +65,11 @@ func newMetrics() *metrics {
 			Namespace: "chat", Subsystem: "commands", Name: "retries_total",
 			Help: "chat.send commands retried after a transient failure (database unavailable).",
 		}),
+		commandBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "chat", Subsystem: "commands", Name: "batch_size",
+			Help:    "chat.send commands stored per batch (one transaction each, up to commands.prefetch).",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 10),
+		}),
 		commandQueueDepth: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "chat", Subsystem: "commands", Name: "sql_queue_rows",
 			Help: "Rows of the SQL command queue not yet consumed (SQL queue only).",
@@ -73,7 +79,7 @@ func newMetrics() *metrics {
 
 func (m *metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.outboxLagRows, m.outboxLagSeconds, m.forwarded, m.forwardFailures,
-		m.forwardDelay, m.pruned, m.relayUpGauge, m.relayReceived, m.commands, m.commandRetries, m.commandQueueDepth}
+		m.forwardDelay, m.pruned, m.relayUpGauge, m.relayReceived, m.commands, m.commandRetries, m.commandQueueDepth, m.commandBatch}
 }
 
 // register adds the series to reg; a nil reg registers nothing.

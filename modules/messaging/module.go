@@ -27,13 +27,12 @@ import (
 
 // Module provides chat.Events (the transactional outbox), *Commands (the
 // chat.send submitter the STOMP gateway takes) and the "relay" readiness
-// check, and runs the outbox forwarder, the routers (relay → Hub, command
-// consumer) and the janitor (lag metrics, pruning). It needs *sql.DB and
+// check, and runs the parts (see the package comment). It needs *sql.DB and
 // store.Dialect (store.Module), a Hub (the STOMP gateway), a Sender
 // (*chat.Service), config.Relay, config.Outbox and config.Commands.
 //
-// OnStart connects to the relay synchronously, so a dead RabbitMQ fails
-// start-up, then starts the routers; OnStop closes them and the relay.
+// OnStart connects to RabbitMQ synchronously, so a dead broker fails
+// start-up, then starts the parts; OnStop stops them in reverse order.
 var Module = fx.Module("messaging",
 	fx.Decorate(func(log *slog.Logger) *slog.Logger { return log.With("module", "messaging") }),
 	fx.Provide(
@@ -62,33 +61,26 @@ type Params struct {
 	Instance string `name:"messaging_instance" optional:"true"`
 }
 
-// Messaging is the assembled event machinery of one instance.
+// Messaging assembles the parts of one instance and starts and stops them
+// in order; it holds no state of theirs beyond what Stop needs.
 type Messaging struct {
 	db       *sql.DB
 	driver   string
 	relayCfg config.Relay
-	outbox   config.Outbox
+	outboxC  config.Outbox
 	cmds     config.Commands
 	instance string
 	log      *slog.Logger
 	wlog     watermill.LoggerAdapter
 	metrics  *metrics
 	backend  *sqlBackend
-	events   *Outbox
+	outbox   *Outbox
 	commands *Commands
 
 	mu      sync.Mutex // serializes Start and Stop
 	started bool
-	routers []*message.Router // in start order; closed in reverse
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	stopFwd func() // stops the forwarder and waits for it
-
-	wake chan struct{} // Outbox.Stored → forwarder; buffered, never closed
-
-	stateMu  sync.RWMutex // guards what Outbox and Commands use while running
-	relay    relay
-	cmdQueue commandQueue
+	relay   relay                             // while started; for Check
+	stops   []func(ctx context.Context) error // one per started part, in start order
 }
 
 // New builds the messaging of one instance; nothing connects before Start.
@@ -109,37 +101,48 @@ func New(p Params) (*Messaging, error) {
 		return nil, errors.New("messaging: commands.queue must name the RabbitMQ command queue")
 	}
 	m := &Messaging{
-		db: p.DB, driver: p.Dialect.Name, relayCfg: p.Relay, outbox: p.Outbox, cmds: p.Commands,
-		instance: p.Instance, log: log, metrics: newMetrics(), wake: make(chan struct{}, 1),
+		db: p.DB, driver: p.Dialect.Name, relayCfg: p.Relay, outboxC: p.Outbox, cmds: p.Commands,
+		instance: p.Instance, log: log, metrics: newMetrics(), commands: &Commands{},
 		// watermill's Info is per-subscription chatter: Debug here.
 		wlog: watermill.NewSlogLoggerWithLevelMapping(log, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug}),
 	}
 	if m.instance == "" {
 		m.instance = instanceID()
 	}
-	if m.outbox.PollInterval <= 0 {
-		m.outbox.PollInterval = 50 * time.Millisecond
+	if m.outboxC.PollInterval <= 0 {
+		m.outboxC.PollInterval = 50 * time.Millisecond
+	}
+	if m.outboxC.BatchSize <= 0 {
+		m.outboxC.BatchSize = 100
 	}
 	if m.cmds.PollInterval <= 0 {
 		m.cmds.PollInterval = 50 * time.Millisecond
 	}
-	if m.outbox.Retention <= 0 {
-		m.outbox.Retention = 24 * time.Hour
+	if m.outboxC.Retention <= 0 {
+		m.outboxC.Retention = 24 * time.Hour
+	}
+	if m.cmds.Shards <= 0 {
+		m.cmds.Shards = 1
+	}
+	if m.cmds.Prefetch <= 0 {
+		m.cmds.Prefetch = 256
+	}
+	if m.cmds.QueueType == "" {
+		m.cmds.QueueType = "classic"
 	}
 	var err error
-	if m.backend, err = newSQLBackend(p.DB, p.Dialect.Name, p.Outbox.BatchSize, m.wlog); err != nil {
+	if m.backend, err = newSQLBackend(p.DB, p.Dialect.Name, m.outboxC.BatchSize, m.wlog); err != nil {
 		return nil, err
 	}
 	if err := m.metrics.register(p.Registerer); err != nil {
 		return nil, fmt.Errorf("messaging: register metrics: %w", err)
 	}
-	m.events = &Outbox{m: m}
-	m.commands = &Commands{m: m}
+	m.outbox = newOutbox(m.backend)
 	return m, nil
 }
 
 // Events is chat.Events: the transactional outbox.
-func (m *Messaging) Events() *Outbox { return m.events }
+func (m *Messaging) Events() *Outbox { return m.outbox }
 
 // Commands is the chat.send submitter.
 func (m *Messaging) Commands() *Commands { return m.commands }
@@ -150,7 +153,9 @@ func (m *Messaging) Instance() string { return m.instance }
 // Check is the /readyz check of the relay.
 func (m *Messaging) Check() httpserver.Check {
 	return httpserver.Check{Name: "relay", Fn: func(ctx context.Context) error {
-		r := m.currentRelay()
+		m.mu.Lock()
+		r := m.relay
+		m.mu.Unlock()
 		if r == nil {
 			return errors.New("messaging is not started")
 		}
@@ -165,9 +170,9 @@ func register(lc fx.Lifecycle, m *Messaging, hub Hub, sender Sender) {
 	})
 }
 
-// Start connects the relay (synchronously: a dead broker is an error) and
-// starts the routers and the janitor on a context Stop cancels; ctx bounds
-// start-up only. Events reach hub; queued sends go to sender.
+// Start starts the parts in order: the relay and its subscriber to the hub
+// (first, so that nothing forwarded is missed), the outbox forwarder, the
+// command queue and its consumer, the janitor. ctx bounds start-up only.
 func (m *Messaging) Start(ctx context.Context, hub Hub, sender Sender) (err error) {
 	if hub == nil || sender == nil {
 		return errors.New("messaging: start needs a hub and a sender")
@@ -177,185 +182,181 @@ func (m *Messaging) Start(ctx context.Context, hub Hub, sender Sender) (err erro
 	if m.started {
 		return errors.New("messaging: already started")
 	}
-	var (
-		r  relay
-		cq commandQueue
-	)
-	if m.relayCfg.Driver == relayAMQP {
-		ar, err := dialAMQPRelay(ctx, m.relayCfg, m.instance, m.cmds.Queue, m.log, m.metrics)
-		if err != nil {
-			return fmt.Errorf("messaging: relay: %w", err)
-		}
-		r, cq = ar, &amqpCommands{relay: ar, queue: m.cmds.Queue, log: m.log}
-	} else {
-		r = newMemoryRelay(m.wlog)
-		m.metrics.relayUp("memory")(true)
-		// One command per poll: on PostgreSQL a poll is a transaction that
-		// holds back pg_snapshot_xmin, and the outbox forwarder sees no event
-		// committed after it began until it ends. Batching commands would
-		// hold every stored message's event until the whole batch was done.
-		cq = &sqlCommands{backend: m.backend, poll: subscriberConfig{group: commandGroup, poll: m.cmds.PollInterval, batch: 1}}
-	}
-	runCtx, cancel := context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
-			m.stopForwarder()
-			cancel()
-			m.closeRouters()
-			_ = r.close() // the start error is the one to report
+			m.stopAll(context.Background())
 		}
 	}()
-
-	// Relay → Hub first, so that nothing forwarded is missed.
-	relayRouter, err := m.newRouter()
+	r, err := m.startRelay(ctx, hub)
 	if err != nil {
 		return err
 	}
-	sub, topic := r.events()
-	rh := &relayHandler{hub: hub, m: m.metrics, log: m.log}
-	relayRouter.AddConsumerHandler(handlerRelay, topic, sub, rh.handle)
-	if err := m.run(ctx, runCtx, relayRouter); err != nil {
+	if err := m.startForwarder(ctx, r); err != nil {
 		return err
 	}
-
-	// The forwarder runs beside the routers: it reads the outbox in
-	// batches and acknowledges each batch once the relay confirmed it.
-	reader := m.backend.outboxReader(OutboxTopic, forwarderGroup)
-	if err := reader.init(ctx); err != nil {
-		return fmt.Errorf("messaging: outbox: %w", err)
-	}
-	fwd := &forwarder{reader: reader, relay: r, idle: m.outbox.PollInterval, wake: m.wake, m: m.metrics, log: m.log}
-	fwdCtx, fwdCancel := context.WithCancel(runCtx)
-	fwdDone := make(chan struct{})
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		defer close(fwdDone)
-		fwd.run(fwdCtx)
-	}()
-	m.stopFwd = func() { fwdCancel(); <-fwdDone }
-
-	workRouter, err := m.newRouter()
-	if err != nil {
+	if err := m.startCommands(ctx, sender); err != nil {
 		return err
 	}
-	cmdSub, cmdTopic, err := cq.subscriber()
-	if err != nil {
-		return fmt.Errorf("messaging: command subscriber: %w", err)
-	}
-	cc := &commandConsumer{sender: sender, events: m.events, m: m, log: m.log}
-	workRouter.AddConsumerHandler(handlerCommands, cmdTopic, cmdSub, cc.handle).
-		AddMiddleware(retry{initial: 100 * time.Millisecond, max: 5 * time.Second}.middleware)
-	if err := m.run(ctx, runCtx, workRouter); err != nil {
-		return err
-	}
-
-	j := &janitor{
-		db: m.db, driver: m.driver, retention: m.outbox.Retention,
-		pruneEvery: min(max(m.outbox.Retention/4, time.Minute), 10*time.Minute),
-		sqlQueue:   m.relayCfg.Driver != relayAMQP, m: m.metrics, log: m.log,
-	}
-	m.wg.Add(1)
-	go func() { defer m.wg.Done(); j.run(runCtx) }()
-
-	m.cancel, m.started = cancel, true
-	m.stateMu.Lock()
-	m.relay, m.cmdQueue = r, cq
-	m.stateMu.Unlock()
-	m.log.Info("messaging started", "relay", m.relayCfg.Driver, "storage", m.driver, "instance", m.instance)
+	m.startJanitor()
+	m.relay, m.started = r, true
+	m.log.Info("messaging started", "relay", m.relayCfg.Driver, "storage", m.driver, "instance", m.instance,
+		"command_shards", m.cmds.Shards)
 	return nil
 }
 
-func (m *Messaging) newRouter() (*message.Router, error) {
-	r, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, m.wlog)
+// startRelay connects the relay and routes its events to hub.
+func (m *Messaging) startRelay(ctx context.Context, hub Hub) (relay, error) {
+	var r relay
+	if m.relayCfg.Driver == relayAMQP {
+		ar, err := dialAMQPRelay(ctx, m.relayCfg, m.instance, m.log, m.metrics)
+		if err != nil {
+			return nil, fmt.Errorf("messaging: relay: %w", err)
+		}
+		r = ar
+	} else {
+		r = newMemoryRelay(m.wlog)
+		m.metrics.relayUp("memory")(true)
+	}
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, m.wlog)
 	if err != nil {
+		_ = r.close() // the router error is the one to report
 		return nil, fmt.Errorf("messaging: router: %w", err)
 	}
-	return r, nil
-}
-
-// run starts router on runCtx and waits until it runs or start ends.
-func (m *Messaging) run(start, runCtx context.Context, router *message.Router) error {
-	m.routers = append(m.routers, router)
+	sub, topic := r.events()
+	rh := &relayHandler{hub: hub, m: m.metrics, log: m.log}
+	router.AddConsumerHandler(handlerRelay, topic, sub, rh.handle)
+	runCtx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	m.wg.Add(1)
 	go func() {
-		defer m.wg.Done()
 		err := router.Run(runCtx)
 		if err != nil {
-			m.log.Error("router stopped", "err", err)
+			m.log.Error("relay router stopped", "err", err)
 		}
 		done <- err
 	}()
+	stop := func(context.Context) error {
+		m.outbox.setRelay(nil)
+		err := router.Close()
+		cancel()
+		return errors.Join(err, r.close())
+	}
 	select {
 	case <-router.Running():
-		return nil
 	case err := <-done:
-		return fmt.Errorf("messaging: router: %w", err)
-	case <-start.Done():
-		return fmt.Errorf("messaging: start router: %w", start.Err())
+		cancel()
+		_ = r.close() // the router's error is the one to report
+		return nil, fmt.Errorf("messaging: relay router: %w", err)
+	case <-ctx.Done():
+		_ = stop(ctx)
+		return nil, fmt.Errorf("messaging: start relay router: %w", ctx.Err())
 	}
+	m.stops = append(m.stops, stop)
+	m.outbox.setRelay(r)
+	return r, nil
 }
 
-// stopForwarder stops the forwarder, if it runs, and waits for it.
-func (m *Messaging) stopForwarder() {
-	if m.stopFwd != nil {
-		m.stopFwd()
-		m.stopFwd = nil
+// startForwarder starts the outbox forwarder and, on PostgreSQL, the
+// listener whose notifications wake it.
+func (m *Messaging) startForwarder(ctx context.Context, r relay) error {
+	reader := m.backend.batchReader(OutboxTopic, forwarderGroup, m.outboxC.BatchSize)
+	if err := reader.init(ctx); err != nil {
+		return fmt.Errorf("messaging: outbox: %w", err)
 	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	if m.driver == driverPostgres && poolAtLeast(m.db, listenMinConns) {
+		l := &pgListener{db: m.db, wake: m.outbox.wake, log: m.log}
+		wg.Add(1)
+		go func() { defer wg.Done(); l.run(runCtx) }()
+	}
+	fwd := &forwarder{reader: reader, relay: r, idle: m.outboxC.PollInterval, wake: m.outbox.wake, m: m.metrics, log: m.log}
+	wg.Add(1)
+	go func() { defer wg.Done(); fwd.run(runCtx) }()
+	m.stops = append(m.stops, stopper(cancel, &wg))
+	return nil
 }
 
-func (m *Messaging) closeRouters() {
-	for i := len(m.routers) - 1; i >= 0; i-- {
-		if err := m.routers[i].Close(); err != nil {
-			m.log.Warn("close router", "err", err)
+// startCommands starts the command queue and its consumer.
+func (m *Messaging) startCommands(ctx context.Context, sender Sender) error {
+	var q commandQueue
+	if m.relayCfg.Driver == relayAMQP {
+		aq, err := dialAMQPCommands(ctx, m.relayCfg.AMQP.URL, m.instance, m.cmds, m.log, m.metrics)
+		if err != nil {
+			return fmt.Errorf("messaging: command queue: %w", err)
+		}
+		q = aq
+	} else {
+		q = newSQLCommands(m.backend, m.cmds.PollInterval, m.cmds.Prefetch, m.log)
+	}
+	st := &commandStore{sender: sender, report: m.outbox.report, m: m.metrics, log: m.log}
+	runCtx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); q.consume(runCtx, st) }()
+	stopConsumer := stopper(cancel, &wg)
+	m.stops = append(m.stops, func(ctx context.Context) error {
+		m.commands.set(nil) // Submit fails fast from now on
+		return errors.Join(stopConsumer(ctx), q.close())
+	})
+	m.commands.set(q)
+	return nil
+}
+
+// startJanitor starts lag measurement and pruning.
+func (m *Messaging) startJanitor() {
+	j := &janitor{
+		db: m.db, driver: m.driver, retention: m.outboxC.Retention,
+		pruneEvery: min(max(m.outboxC.Retention/4, time.Minute), 10*time.Minute),
+		sqlQueue:   m.relayCfg.Driver != relayAMQP, m: m.metrics, log: m.log,
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); j.run(runCtx) }()
+	m.stops = append(m.stops, stopper(cancel, &wg))
+}
+
+// stopper cancels a part's context and waits for its goroutines, or for
+// the stop context.
+func stopper(cancel context.CancelFunc, wg *sync.WaitGroup) func(context.Context) error {
+	return func(ctx context.Context) error {
+		cancel()
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
-	m.routers = nil
 }
 
-// Stop stops the forwarder, closes the routers (consumers first, then
-// relay → Hub), the janitor and the relay. Events not yet forwarded stay in
-// the outbox for the next forwarder.
+// Stop stops the parts in reverse order: the janitor, the command consumer
+// and queue, the forwarder (an interrupted batch stays in the outbox for
+// the next forwarder), the relay.
 func (m *Messaging) Stop(ctx context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if !m.started {
 		return nil
 	}
-	m.started = false
-	m.stateMu.Lock()
-	r := m.relay
-	m.relay, m.cmdQueue = nil, nil // Transient and Submit now fail fast
-	m.stateMu.Unlock()
-	// The forwarder first: it publishes to the relay, whose router is
-	// closed next. An interrupted batch stays in the outbox, unacknowledged.
-	m.stopForwarder()
-	m.closeRouters()
-	m.cancel()
-	done := make(chan struct{})
-	go func() { m.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		return fmt.Errorf("messaging: stop: %w", ctx.Err())
+	m.started, m.relay = false, nil
+	return m.stopAll(ctx)
+}
+
+func (m *Messaging) stopAll(ctx context.Context) error {
+	var errs []error
+	for i := len(m.stops) - 1; i >= 0; i-- {
+		if err := m.stops[i](ctx); err != nil {
+			errs = append(errs, err)
+		}
 	}
-	if err := r.close(); err != nil {
-		return fmt.Errorf("messaging: close relay: %w", err)
+	m.stops = nil
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("messaging: stop: %w", err)
 	}
 	return nil
-}
-
-func (m *Messaging) currentRelay() relay {
-	m.stateMu.RLock()
-	defer m.stateMu.RUnlock()
-	return m.relay
-}
-
-func (m *Messaging) currentCommandQueue() commandQueue {
-	m.stateMu.RLock()
-	defer m.stateMu.RUnlock()
-	return m.cmdQueue
 }
 
 // instanceID is the host name and a random suffix.

@@ -47,7 +47,7 @@ const (
 	metaEventType  = "event_type"  // chat.Event.Type, for logs and metrics
 	metaStoredAt   = "stored_at"   // unix nanoseconds when the event was written to the outbox
 	metaUserID     = "user_id"     // the sender of a command
-	metaOffset     = "sql_offset"  // SQLite row offset, used by the external-ack subscriber
+	metaOffset     = "sql_offset"  // SQLite row offset, set by SQLiteSchema.UnmarshalMessage (the batch reader drops it)
 
 	// Handler names.
 	handlerRelay    = "relay_to_hub"

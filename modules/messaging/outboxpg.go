@@ -93,10 +93,9 @@ const sentMax = 10
 func newPGOutboxReader(db *sql.DB, offsets wmsql.OffsetsAdapter, topic, group string, batch int) *pgOutboxReader {
 	t, o := quoteIdent(topic), quoteIdent(topic+"_offsets") // as newSQLBackend names them
 	limit := strconv.Itoa(batch)
-	maxConns := db.Stats().MaxOpenConnections // 0: unlimited
 	return &pgOutboxReader{
 		db: db, offsets: offsets, topic: topic, group: group, batch: batch,
-		pin: maxConns == 0 || maxConns >= pinMinConns,
+		pin: poolAtLeast(db, pinMinConns),
 		// "settled": rows after the offset, below the oldest running
 		// transaction, in key order (watermill-sql's SELECT, minus its row
 		// lock); "fresh": committed rows of transactions at or above it, when
@@ -142,7 +141,7 @@ func (r *pgOutboxReader) init(ctx context.Context) error {
 	return nil
 }
 
-func (r *pgOutboxReader) next(ctx context.Context) (*outboxBatch, error) {
+func (r *pgOutboxReader) next(ctx context.Context) (*readBatch, error) {
 	if r.conn == nil {
 		if err := r.lead(ctx); err != nil {
 			return nil, err
@@ -213,7 +212,7 @@ type outboxRow struct {
 	msg   *message.Message
 }
 
-func (r *pgOutboxReader) read(ctx context.Context) (*outboxBatch, error) {
+func (r *pgOutboxReader) read(ctx context.Context) (*readBatch, error) {
 	skip := make([]int64, 0, len(r.sent)+len(r.inflight))
 	for _, k := range r.sent {
 		skip = append(skip, k.off)
@@ -285,7 +284,7 @@ func (r *pgOutboxReader) read(ctx context.Context) (*outboxBatch, error) {
 		return nil, r.settle(ctx)
 	}
 	slices.SortFunc(read, func(a, b outboxRow) int { return cmp.Compare(a.key.off, b.key.off) })
-	b := &outboxBatch{msgs: make([]*message.Message, len(read))}
+	b := &readBatch{msgs: make([]*message.Message, len(read))}
 	keys := make([]rowKey, len(read))
 	for i, row := range read {
 		b.msgs[i], keys[i] = row.msg, row.key

@@ -20,9 +20,9 @@ import (
 // errBusy: another instance is forwarding the group's rows right now.
 var errBusy = errors.New("another instance is forwarding the outbox")
 
-// outboxBatch is rows of the outbox for the forwarder to publish, in
+// readBatch is rows of the outbox for the forwarder to publish, in
 // order. Until it is finished, later reads skip its rows.
-type outboxBatch struct {
+type readBatch struct {
 	msgs []*message.Message
 	// finish records msgs[:n] (0 ≤ n ≤ len) as forwarded and gives the rest
 	// back, to be read again. Batches are finished in the order they were
@@ -30,27 +30,27 @@ type outboxBatch struct {
 	finish func(ctx context.Context, n int) error
 }
 
-// outboxReader reads a topic for one consumer group.
-type outboxReader interface {
+// batchReader reads a topic for one consumer group.
+type batchReader interface {
 	// init creates the group's offsets row if it is missing.
 	init(ctx context.Context) error
 	// next returns the next rows to forward, nil when there are none now, or
 	// errBusy.
-	next(ctx context.Context) (*outboxBatch, error)
+	next(ctx context.Context) (*readBatch, error)
 	// close releases what the reader holds.
 	close()
 }
 
-// outboxReader returns the reader of topic for group.
-func (b *sqlBackend) outboxReader(topic, group string) outboxReader {
+// batchReader returns the reader of topic for group, batch rows at a time.
+func (b *sqlBackend) batchReader(topic, group string, batch int) batchReader {
 	if b.driver == driverPostgres {
-		return newPGOutboxReader(b.db, b.offsets, topic, group, b.batch)
+		return newPGOutboxReader(b.db, b.offsets, topic, group, batch)
 	}
 	offsets := b.offsets.(SQLiteOffsets)
 	return &sqliteOutboxReader{
 		db: b.db, schema: b.schema, offsets: offsets, topic: topic, group: group,
 		sel: `SELECT "offset", uuid, payload, metadata FROM ` + quoteIdent(topic) +
-			` WHERE "offset" > ? ORDER BY "offset" LIMIT ` + strconv.Itoa(b.batch),
+			` WHERE "offset" > ? ORDER BY "offset" LIMIT ` + strconv.Itoa(batch),
 	}
 }
 
@@ -87,7 +87,7 @@ func (r *sqliteOutboxReader) init(ctx context.Context) error {
 
 func (r *sqliteOutboxReader) close() {}
 
-func (r *sqliteOutboxReader) next(ctx context.Context) (*outboxBatch, error) {
+func (r *sqliteOutboxReader) next(ctx context.Context) (*readBatch, error) {
 	rows, err := r.db.QueryContext(ctx, r.sel, r.cursor)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", r.topic, err)
@@ -112,7 +112,7 @@ func (r *sqliteOutboxReader) next(ctx context.Context) (*outboxBatch, error) {
 		return nil, nil
 	}
 	r.cursor = offsets[len(offsets)-1]
-	return &outboxBatch{msgs: msgs, finish: func(ctx context.Context, n int) error {
+	return &readBatch{msgs: msgs, finish: func(ctx context.Context, n int) error {
 		if n > 0 {
 			q := r.offsets.AckQuery(r.topic, r.group, offsets[n-1])
 			if _, err := r.db.ExecContext(ctx, q.Query, q.Args...); err != nil {

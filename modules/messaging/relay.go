@@ -21,7 +21,7 @@ const (
 )
 
 // relay fans events out to every instance (RabbitMQ) or within this one
-// (gochannel), and carries the chat.send command queue on RabbitMQ.
+// (gochannel).
 type relay interface {
 	// publish sends an event with a routing key and returns once the relay
 	// has accepted it.
@@ -98,14 +98,13 @@ func (r *memoryRelay) close() error                         { return r.gc.Close(
 // Publishing and consuming use separate connections, as RabbitMQ advises
 // (flow control blocks publishing connections).
 type amqpRelay struct {
-	cfg      config.Relay
-	queue    string
-	commands string // durable command queue, declared on both connections
-	pubConn  *amqpConn
-	subConn  *amqpConn
-	pub      *amqpPublisher
-	sub      *amqpSubscriber
-	log      *slog.Logger
+	cfg     config.Relay
+	queue   string
+	pubConn *amqpConn
+	subConn *amqpConn
+	pub     *amqpPublisher
+	sub     *amqpSubscriber
+	log     *slog.Logger
 	// persistent makes RabbitMQ write events to disk before confirming
 	// them. Off: the outbox is the durable copy and each instance's queue
 	// is drained as it fills, while a disk write per event makes every
@@ -117,14 +116,11 @@ type amqpRelay struct {
 }
 
 // dialAMQPRelay connects both connections and declares the topology.
-func dialAMQPRelay(ctx context.Context, cfg config.Relay, instance, commandQueue string, log *slog.Logger, m *metrics) (*amqpRelay, error) {
-	r := &amqpRelay{cfg: cfg, queue: relayQueuePrefix + instance, commands: commandQueue, log: log}
+func dialAMQPRelay(ctx context.Context, cfg config.Relay, instance string, log *slog.Logger, m *metrics) (*amqpRelay, error) {
+	r := &amqpRelay{cfg: cfg, queue: relayQueuePrefix + instance, log: log}
 	pubSetup := func(ch *amqp.Channel) error {
 		if err := declareExchange(ch, cfg.AMQP.Exchange); err != nil {
 			return fmt.Errorf("exchange %s: %w", cfg.AMQP.Exchange, err)
-		}
-		if err := declareCommandQueue(ch, commandQueue); err != nil {
-			return fmt.Errorf("queue %s: %w", commandQueue, err)
 		}
 		return nil
 	}

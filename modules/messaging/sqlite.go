@@ -1,16 +1,13 @@
 package messaging
 
 import (
-	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	wmsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/message"
 )
@@ -129,11 +126,6 @@ type SQLiteOffsets struct {
 	// GenerateMessagesOffsetsTableName maps a topic to its quoted offsets
 	// table; the default is topic + "_offsets", quoted.
 	GenerateMessagesOffsetsTableName func(topic string) string
-	// AckOutsideTx leaves the offset out of the subscriber's transaction:
-	// the consumer writes it with AckQuery after handling each message (see
-	// newAckingSubscriber). Needed when handlers write to the same database,
-	// which SQLite's single writer would otherwise deadlock.
-	AckOutsideTx bool
 }
 
 // MessagesOffsetsTable is the quoted offsets table of topic.
@@ -152,12 +144,8 @@ func (a SQLiteOffsets) SchemaInitializingQueries(topic string) []wmsql.Query {
 	)`}}
 }
 
-// AckMessageQuery records row as the group's last processed message, unless
-// AckOutsideTx, when it is a no-op read.
+// AckMessageQuery records row as the group's last processed message.
 func (a SQLiteOffsets) AckMessageQuery(topic string, row wmsql.Row, consumerGroup string) wmsql.Query {
-	if a.AckOutsideTx {
-		return wmsql.Query{Query: `SELECT 1`}
-	}
 	return a.AckQuery(topic, consumerGroup, row.Offset)
 }
 
@@ -193,106 +181,3 @@ func (a SQLiteOffsets) BeforeSubscribingQueries(topic, consumerGroup string) []w
 // quoteIdent quotes a table name; topics are validated by watermill-sql
 // ([A-Za-z0-9-$:._]), so they hold no quote.
 func quoteIdent(name string) string { return `"` + name + `"` }
-
-// sqliteReadDB begins deferred transactions, which read without taking the
-// write lock, whatever _txlock the pool was opened with (modernc.org/sqlite
-// begins read-only transactions deferred). The external-ack subscriber polls
-// through it so that handlers can write while it holds its snapshot.
-type sqliteReadDB struct{ *sql.DB }
-
-func (d sqliteReadDB) BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error) {
-	o := sql.TxOptions{}
-	if opts != nil {
-		o = *opts
-	}
-	o.ReadOnly = true
-	return d.DB.BeginTx(ctx, &o)
-}
-
-// ackingSubscriber is the SQLite subscriber. Its offsets are written outside
-// its polling transaction: each message is handed on as a copy, and when the
-// consumer acks the copy the offset is written in a short transaction of its
-// own before the original is acked. Polls hold only a read snapshot (WAL), so
-// senders and handlers (the command consumer storing messages, a forwarder
-// waiting for RabbitMQ) never wait for a subscriber. Delivery is at least
-// once: a crash between a handler's work and the offset write repeats that
-// message; two subscriptions of one group would both see a row, so run one
-// per topic and group (one instance per SQLite file, as SQLite deployments are).
-type ackingSubscriber struct {
-	sub     *wmsql.Subscriber
-	db      *sql.DB
-	offsets SQLiteOffsets
-	group   string
-	wg      sync.WaitGroup
-}
-
-func newAckingSubscriber(db *sql.DB, cfg wmsql.SubscriberConfig, offsets SQLiteOffsets, log watermill.LoggerAdapter) (*ackingSubscriber, error) {
-	offsets.AckOutsideTx = true
-	cfg.OffsetsAdapter = offsets
-	sub, err := wmsql.NewSubscriber(sqliteReadDB{db}, cfg, log)
-	if err != nil {
-		return nil, err
-	}
-	return &ackingSubscriber{sub: sub, db: db, offsets: offsets, group: cfg.ConsumerGroup}, nil
-}
-
-// Subscribe implements message.Subscriber.
-func (s *ackingSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
-	in, err := s.sub.Subscribe(ctx, topic)
-	if err != nil {
-		return nil, err
-	}
-	out := make(chan *message.Message)
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		defer close(out)
-		for msg := range in {
-			s.handOn(ctx, topic, msg, out)
-		}
-	}()
-	return out, nil
-}
-
-func (s *ackingSubscriber) handOn(ctx context.Context, topic string, msg *message.Message, out chan<- *message.Message) {
-	offset, err := strconv.ParseInt(msg.Metadata.Get(metaOffset), 10, 64)
-	if err != nil {
-		msg.Nack() // unreachable with SQLiteSchema, which always sets it
-		return
-	}
-	c := msg.Copy()
-	delete(c.Metadata, metaOffset)
-	c.SetContext(msg.Context())
-	select {
-	case out <- c:
-	case <-msg.Context().Done(): // the subscriber is closing
-		return
-	}
-	select {
-	case <-c.Acked():
-		q := s.offsets.AckQuery(topic, s.group, offset)
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		_, err := s.db.ExecContext(actx, q.Query, q.Args...)
-		cancel()
-		if err != nil {
-			msg.Nack() // the offset did not move: the message comes again
-			return
-		}
-		msg.Ack()
-	case <-c.Nacked():
-		msg.Nack()
-	case <-msg.Context().Done():
-	}
-}
-
-// SubscribeInitialize implements message.SubscribeInitializer.
-func (s *ackingSubscriber) SubscribeInitialize(topic string) error {
-	return s.sub.SubscribeInitialize(topic)
-}
-
-// Close implements message.Subscriber.
-func (s *ackingSubscriber) Close() error {
-	err := s.sub.Close()
-	s.wg.Wait()
-	return err
-}

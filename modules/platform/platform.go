@@ -45,6 +45,8 @@ func Options(cfg config.Config) ([]fx.Option, error) {
 		// subscriber feeding the local hub and the chat.send command queue.
 		messaging.Module,
 		fx.Provide(func(s *chat.Service) messaging.Sender { return s }),
+		// Every commit wakes the outbox forwarder (no poll in the path).
+		fx.Invoke(func(s *store.Store, m *messaging.Messaging) { s.OnCommit(m.Events().Committed) }),
 
 		// STOMP at /ws (and SockJS when features.sockjs); its hub receives
 		// every relay event and feeds local subscriptions.

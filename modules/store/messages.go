@@ -28,6 +28,16 @@ func (s *Store) AppendMessage(ctx context.Context, m chat.NewMessage, inTx chat.
 	}
 	var original *chat.Message
 	err = s.write(ctx, func(tx *sql.Tx) (bool, error) {
+		if m.Redelivered {
+			orig, err := scanMessage(tx.StmtContext(ctx, st.messageByID).QueryRowContext(ctx, m.ID, m.SessionID), m.SessionID)
+			if err == nil {
+				original = &orig
+				return false, nil
+			}
+			if !errors.Is(err, sql.ErrNoRows) {
+				return false, err
+			}
+		}
 		err := tx.StmtContext(ctx, st.bumpSeq).QueryRowContext(ctx,
 			s.d.Time(msg.CreatedAt.Time), m.SessionID, m.SessionID, m.SenderID).Scan(&msg.Seq)
 		if errors.Is(err, sql.ErrNoRows) {

@@ -21,7 +21,7 @@ type stmts struct {
 	insertSession, sessionByDirectKey                            *sql.Stmt
 	sessionOne, sessionPage, sessionPageAfter, participantsOfOne *sql.Stmt
 	participantIDs, unread                                       *sql.Stmt
-	bumpSeq, insertMessage, messageByClientID                    *sql.Stmt
+	bumpSeq, insertMessage, messageByClientID, messageByID       *sql.Stmt
 	readState, raiseRead, currentRead, isMember                  *sql.Stmt
 	latest, before, after, between                               *sql.Stmt
 
@@ -46,6 +46,7 @@ func prepareStmts(ctx context.Context, db *sql.DB, q queries) (*stmts, error) {
 		{&st.bumpSeq, q.bumpSeq},
 		{&st.insertMessage, q.insertMessage},
 		{&st.messageByClientID, q.messageByClientID},
+		{&st.messageByID, q.messageByID},
 		{&st.readState, q.readState},
 		{&st.raiseRead, q.raiseRead},
 		{&st.currentRead, q.currentRead},

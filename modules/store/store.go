@@ -25,6 +25,8 @@ type Store struct {
 	// a time (SQLite); nil otherwise.
 	writer chan struct{}
 
+	onCommit atomic.Pointer[func()] // called after every committed write; nil: none
+
 	prepared  atomic.Pointer[stmts] // nil until first use (see stmts)
 	prepareMu sync.Mutex            // one preparer at a time; guards closed
 	closed    bool
@@ -69,8 +71,19 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) (commit bool, err
 		_ = tx.Rollback() // nothing was kept; fn's error (if any) is the one to report
 		return classify(err)
 	}
-	return classify(tx.Commit())
+	if err := tx.Commit(); err != nil {
+		return classify(err)
+	}
+	if f := s.onCommit.Load(); f != nil {
+		(*f)()
+	}
+	return nil
 }
+
+// OnCommit sets f to be called after every write transaction commits; it
+// must not block. Messaging wakes its outbox forwarder with it, so that
+// an event is read as soon as it is visible rather than at the next poll.
+func (s *Store) OnCommit(f func()) { s.onCommit.Store(&f) }
 
 // timeCol scans a timestamp column of either dialect (timestamptz or unix
 // milliseconds), NULL included.
@@ -107,13 +120,13 @@ func orNow(t chat.Time) chat.Time {
 // queries are the statements, rebound once for the dialect. All but the two
 // templates (insertMemberPrefix, participants) are prepared (stmts).
 type queries struct {
-	insertSession, insertMemberPrefix, sessionByDirectKey string
-	sessionOne, sessionPage, sessionPageAfter             string
-	participants, participantsOfOne, participantIDs       string
-	unread                                                string
-	bumpSeq, messageByClientID, insertMessage             string
-	readState, raiseRead, currentRead, isMember           string
-	latest, before, after, between                        string
+	insertSession, insertMemberPrefix, sessionByDirectKey  string
+	sessionOne, sessionPage, sessionPageAfter              string
+	participants, participantsOfOne, participantIDs        string
+	unread                                                 string
+	bumpSeq, messageByClientID, messageByID, insertMessage string
+	readState, raiseRead, currentRead, isMember            string
+	latest, before, after, between                         string
 }
 
 // sessionSelect reads sessions as the user sees them: one row per session,
@@ -170,6 +183,7 @@ func buildQueries(d Dialect) queries {
 			RETURNING last_seq`),
 		messageByClientID: r(`SELECT ` + messageCols + ` FROM chat_messages
 			WHERE session_id = ? AND sender_id = ? AND client_message_id = ?`),
+		messageByID: r(`SELECT ` + messageCols + ` FROM chat_messages WHERE id = ? AND session_id = ?`),
 		insertMessage: r(`INSERT INTO chat_messages (id, session_id, seq, sender_id, client_message_id, content, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (session_id, sender_id, client_message_id) DO NOTHING`),
 		readState: r(`SELECT s.last_seq, mb.last_read_seq FROM chat_session_members mb
@@ -184,3 +198,16 @@ func buildQueries(d Dialect) queries {
 		between:     r(msgs + ` AND seq > ? AND seq < ? ORDER BY seq ASC LIMIT ?`),
 	}
 }
+
+// ConcurrentWriters is how many group-commit batches are worth storing at
+// once: one where the database takes one writer at a time (SQLite), a few
+// on PostgreSQL, where one batch's statements overlap another's commit.
+func (s *Store) ConcurrentWriters() int {
+	if s.writer != nil {
+		return 1
+	}
+	return pgBatchWriters
+}
+
+// pgBatchWriters: measured with the REST send benchmark (BENCHMARKS.md).
+const pgBatchWriters = 2

@@ -33,6 +33,9 @@ func Config(t testing.TB, storage config.Storage) config.Config {
 		t.Fatal(err)
 	}
 	cfg.Server.Addr = "127.0.0.1:0"
+	if storage.GroupCommit == (config.GroupCommit{}) {
+		storage.GroupCommit = cfg.Storage.GroupCommit // the shipped default, on
+	}
 	cfg.Storage = storage
 	cfg.Auth.JWT.HMACSecret = Secret
 	cfg.Log.Level = "warn"

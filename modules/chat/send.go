@@ -1,0 +1,268 @@
+package chat
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+)
+
+// SendRequest is a message to send, from REST or from STOMP /app/chat.send.
+type SendRequest struct {
+	SessionID       string `json:"sessionId,omitempty"`
+	Content         string `json:"content"`
+	ClientMessageID string `json:"clientMessageId,omitempty"`
+}
+
+// QueuedSend is a send taken from the durable command queue: who sent it,
+// what, and the message id fixed when it was queued (so that a command
+// delivered twice is stored once).
+type QueuedSend struct {
+	UserID    string
+	MessageID string
+	Request   SendRequest
+}
+
+// batchTimeout bounds the storing of one batch, which serves many callers
+// and so runs on a context of its own.
+const batchTimeout = 10 * time.Second
+
+// Send validates, rate-limits and stores a message; created is false for an
+// idempotent retry, which returns the original message.
+func (s *Service) Send(ctx context.Context, userID string, req SendRequest) (Message, bool, error) {
+	if err := s.validateSend(req); err != nil {
+		return Message{}, false, err
+	}
+	if err := s.limiter.Allow(userID); err != nil {
+		return Message{}, false, err
+	}
+	return s.store1(ctx, userID, req)
+}
+
+// CheckSend makes every check that can be made at once on a send (shape,
+// size, rate, participation) without storing it: the STOMP gateway calls it
+// before it accepts the command into the durable queue. It spends a token of
+// the sender's rate budget.
+func (s *Service) CheckSend(ctx context.Context, userID string, req SendRequest) error {
+	if err := s.validateSend(req); err != nil {
+		return err
+	}
+	if err := s.limiter.Allow(userID); err != nil {
+		return err
+	}
+	ok, err := s.IsParticipant(ctx, req.SessionID, userID)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return notFound()
+	}
+	return nil
+}
+
+// SendQueued stores sends that CheckSend accepted earlier (the command
+// queue's consumer), in order, in as few transactions as max_batch allows.
+// It validates them again, since the queue is only as trusted as its
+// producers, but spends no rate budget. Each send has its own outcome; err
+// is for a failure of the database, after which none of the batch it hit or
+// any later one was stored.
+func (s *Service) SendQueued(ctx context.Context, sends []QueuedSend) ([]Appended, error) {
+	out := make([]Appended, len(sends))
+	var (
+		batch []*pendingSend
+		at    []int // batch[i] answers out[at[i]]
+	)
+	for i, q := range sends {
+		p, err := s.prepare(ctx, q.UserID, q.MessageID, q.Request)
+		if err != nil && (errors.Is(err, ErrUnavailable) || ctx.Err() != nil) {
+			// Storing the others now could put a later send of the same
+			// session before this one: the whole batch waits.
+			return nil, fmt.Errorf("send queued: %w", err)
+		}
+		if err != nil {
+			out[i].Err = err
+			continue
+		}
+		p.nm.Redelivered = q.MessageID != ""
+		batch, at = append(batch, p), append(at, i)
+	}
+	for start := 0; start < len(batch); start += s.maxBatch {
+		chunk := batch[start:min(start+s.maxBatch, len(batch))]
+		if err := s.storeAll(ctx, chunk); err != nil {
+			return nil, err
+		}
+		for j, p := range chunk {
+			out[at[start+j]] = p.res
+		}
+	}
+	return out, nil
+}
+
+// pendingSend is a send on its way through group commit.
+type pendingSend struct {
+	ctx    context.Context
+	nm     NewMessage
+	ps     []string // the session's participants, who the event goes to
+	sender *Sender
+	res    Appended
+	done   chan struct{} // closed once res is set
+}
+
+// prepare checks a valid send against the session and gives it an id (the
+// given one, or a new one) and its sender's profile.
+func (s *Service) prepare(ctx context.Context, userID, id string, req SendRequest) (*pendingSend, error) {
+	if err := s.validateSend(req); err != nil {
+		return nil, err
+	}
+	// Participants route the event. Reading them before the transaction
+	// keeps it on one connection (a second read inside it could exhaust the
+	// pool under concurrent sends); the store checks membership again under
+	// the session's lock.
+	ps, err := s.participants(ctx, req.SessionID)
+	if err != nil {
+		return nil, s.mapNotFound(fmt.Errorf("send to session %s: %w", req.SessionID, err))
+	}
+	if !slices.Contains(ps, userID) {
+		return nil, notFound()
+	}
+	if id == "" {
+		id = uuid.Must(uuid.NewV7()).String()
+	}
+	return &pendingSend{
+		ctx: ctx, ps: ps, sender: s.sender(ctx, userID),
+		nm: NewMessage{
+			ID: id, SessionID: req.SessionID, SenderID: userID,
+			ClientMessageID: req.ClientMessageID, Content: req.Content, CreatedAt: Now(),
+		},
+	}, nil
+}
+
+// store1 stores one send: through group commit when it is on.
+func (s *Service) store1(ctx context.Context, userID string, req SendRequest) (Message, bool, error) {
+	p, err := s.prepare(ctx, userID, "", req)
+	if err != nil {
+		return Message{}, false, err
+	}
+	if s.sends == nil {
+		msg, created, err := s.store.AppendMessage(ctx, p.nm, func(ctx context.Context, tx *sql.Tx, m Message) error {
+			return s.events.Stored(ctx, tx, p.event(m))
+		})
+		if err != nil {
+			return Message{}, false, s.mapNotFound(fmt.Errorf("send to session %s: %w", req.SessionID, err))
+		}
+		msg.Sender = p.sender
+		return msg, created, nil
+	}
+	p.done = make(chan struct{})
+	if err := s.sends.submit(ctx, p); err != nil {
+		return Message{}, false, s.unsent(req.SessionID, err)
+	}
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		// It may still be stored: a retry with the same clientMessageId
+		// finds it.
+		return Message{}, false, s.unsent(req.SessionID, ctx.Err())
+	case <-s.sends.closed():
+		select {
+		case <-p.done: // stored by a batch that was running
+		default:
+			return Message{}, false, s.unsent(req.SessionID, errClosed)
+		}
+	}
+	if p.res.Err != nil {
+		return Message{}, false, p.res.Err
+	}
+	return p.res.Message, p.res.Created, nil
+}
+
+// unsent is the error of a send that was not stored for want of time or
+// because the service is stopping: the client may retry.
+func (s *Service) unsent(sessionID string, err error) error {
+	return fmt.Errorf("%w: send to session %s: %w", ErrUnavailable, sessionID, err)
+}
+
+// storeBatch is the group commit's run: it stores the sends whose callers
+// still wait, and answers each.
+func (s *Service) storeBatch(batch []*pendingSend) {
+	live := batch[:0:0]
+	for _, p := range batch {
+		if p.ctx.Err() != nil {
+			close(p.done) // its caller is gone; nothing stored
+			continue
+		}
+		live = append(live, p)
+	}
+	if len(live) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
+	defer cancel()
+	if err := s.storeAll(ctx, live); err != nil {
+		for _, p := range live {
+			p.res.Err = err
+		}
+	}
+	for _, p := range live {
+		close(p.done)
+	}
+}
+
+// storeAll stores sends in one transaction with their events, and sets
+// each one's res; the error is the whole batch's.
+func (s *Service) storeAll(ctx context.Context, sends []*pendingSend) error {
+	items := make([]NewMessage, len(sends))
+	byID := make(map[string]*pendingSend, len(sends))
+	for i, p := range sends {
+		items[i], byID[p.nm.ID] = p.nm, p
+	}
+	res, err := s.store.AppendMessages(ctx, items, func(ctx context.Context, tx *sql.Tx, stored []Message) error {
+		evs := make([]Event, len(stored))
+		for i, m := range stored {
+			evs[i] = byID[m.ID].event(m)
+		}
+		return s.events.Stored(ctx, tx, evs...)
+	})
+	if err != nil {
+		return fmt.Errorf("store %d messages: %w", len(sends), err)
+	}
+	for i, p := range sends {
+		p.res = res[i]
+		if p.res.Err != nil {
+			p.res.Err = s.mapNotFound(fmt.Errorf("send to session %s: %w", p.nm.SessionID, p.res.Err))
+			continue
+		}
+		p.res.Message.Sender = p.sender
+	}
+	return nil
+}
+
+// event is the message event of m, stored by p.
+func (p *pendingSend) event(m Message) Event {
+	m.Sender = p.sender
+	return Event{Type: EventMessage, SessionID: m.SessionID, Message: &m, Participants: p.ps}
+}
+
+func (s *Service) validateSend(req SendRequest) error {
+	if !ValidSessionID(req.SessionID) {
+		return invalid("invalid_session_id", "session id must be a UUID")
+	}
+	if !utf8.ValidString(req.Content) {
+		return invalid("invalid_content", "content must be valid UTF-8")
+	}
+	if req.Content == "" {
+		return invalid("invalid_content", "content must not be empty")
+	}
+	if len(req.Content) > s.limits.MaxMessageBytes {
+		return &Error{Kind: ErrTooLarge, Code: "content_too_long", Detail: fmt.Sprintf("content is %d bytes, the limit is %d", len(req.Content), s.limits.MaxMessageBytes)}
+	}
+	if req.ClientMessageID != "" && !clientIDPattern.MatchString(req.ClientMessageID) {
+		return invalid("invalid_client_message_id", "clientMessageId must be 1 to 64 of [A-Za-z0-9._:-]")
+	}
+	return nil
+}
