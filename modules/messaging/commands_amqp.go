@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/google/uuid"
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/chat-service/chat/config"
@@ -198,11 +199,13 @@ func (q *amqpCommands) consumeOnce(ctx context.Context, sh *shard, st *commandSt
 	if err := ch.Qos(q.cfg.Prefetch, 0, false); err != nil {
 		return false, fmt.Errorf("set prefetch: %w", err)
 	}
-	if deliveries, err = ch.Consume(sh.queue, "", false, false, false, false, nil); err != nil {
+	tag := "chat-" + uuid.NewString()
+	if deliveries, err = ch.Consume(sh.queue, tag, false, false, false, false, nil); err != nil {
 		return false, fmt.Errorf("consume %s: %w", sh.queue, err)
 	}
 	idle := time.NewTicker(drainIdle)
 	defer idle.Stop()
+	lastGot := time.Now()
 	bo := newBackoff(100*time.Millisecond, 5*time.Second)
 	batch := make([]amqp.Delivery, 0, q.cfg.Prefetch)
 	msgs := make([]*message.Message, 0, q.cfg.Prefetch)
@@ -221,14 +224,22 @@ func (q *amqpCommands) consumeOnce(ctx context.Context, sh *shard, st *commandSt
 			}
 			first = d
 		case <-idle.C:
-			if drain {
+			// Drained: nothing delivered for a while, nothing of ours
+			// unacknowledged (every batch is acked before this select),
+			// and nothing ready in the queue. Delete it only if no other
+			// consumer (another instance, holding unacknowledged ones)
+			// and no message is left; otherwise that instance will.
+			if drain && time.Since(lastGot) >= drainIdle {
 				if n, ok := q.depth(ctx, sh.queue); ok && n == 0 {
-					_, _ = ch.QueueDelete(sh.queue, false, true, false) // only if still empty; another instance may do it first
+					if err := ch.Cancel(tag, false); err == nil {
+						_, _ = ch.QueueDelete(sh.queue, true, true, false) // refused while in use or not empty
+					}
 					return true, nil
 				}
 			}
 			continue
 		}
+		lastGot = time.Now()
 		batch = append(batch[:0], first)
 	more:
 		for len(batch) < q.cfg.Prefetch {

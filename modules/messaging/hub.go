@@ -1,6 +1,26 @@
-// Package messaging moves events: the transactional outbox, the forwarder
-// that publishes outbox rows to the relay, the relay subscriber that hands
-// every event to the local Hub, and the durable chat.send command queue.
+// Package messaging moves events and commands between instances. Its jobs,
+// each a part with its own files and a narrow interface, started and
+// stopped in this order by Messaging (module.go):
+//
+//   - relay (relay.go; RabbitMQ plumbing in amqp.go): fans events out to
+//     every instance (RabbitMQ topic exchange, a queue per instance) or
+//     within one (gochannel), and hands each instance's events to its Hub
+//     through a watermill router.
+//   - outbox (outbox.go, forwarder.go, outboxread.go, outboxpg.go,
+//     listen.go): Outbox is chat.Events, writing events in the sender's
+//     transaction with the watermill-sql publisher; the forwarder reads
+//     committed rows in batches and publishes them to the relay, woken by
+//     commits (store hook, PostgreSQL notifications) rather than polls.
+//   - command queue (commands.go, commands_amqp.go, commands_sql.go):
+//     Commands.Submit accepts STOMP sends durably; consumers take them in
+//     batches (RabbitMQ: one queue per shard, single active consumer each,
+//     shared between instances) and store each batch through the Sender in
+//     one transaction.
+//   - SQL adapters (sqlbackend.go, sqlite.go): watermill-sql's schema and
+//     offsets for PostgreSQL and SQLite, and the batch readers over them.
+//   - janitor (janitor.go): lag metrics and pruning.
+//
+// Retries everywhere use one schedule (backoff.go).
 package messaging
 
 import "github.com/chat-service/chat/modules/chat"
