@@ -2,8 +2,10 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -101,3 +103,36 @@ func procCPU(pid int) (time.Duration, error) {
 }
 
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+// findBeamPID finds the one Erlang VM (beam.smp) running RabbitMQ under
+// procDir (/proc): the peer's process, for its CPU and RSS.
+func findBeamPID(procDir string) (int, error) {
+	entries, err := os.ReadDir(procDir)
+	if err != nil {
+		return 0, err
+	}
+	var found []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid <= 0 {
+			continue // not a process
+		}
+		comm, err := os.ReadFile(filepath.Join(procDir, e.Name(), "comm"))
+		if err != nil || strings.TrimSpace(string(comm)) != "beam.smp" {
+			continue // gone, or not an Erlang VM
+		}
+		cmdline, err := os.ReadFile(filepath.Join(procDir, e.Name(), "cmdline"))
+		if err != nil || !strings.Contains(string(cmdline), "rabbit") {
+			continue // another Erlang application
+		}
+		found = append(found, pid)
+	}
+	switch len(found) {
+	case 0:
+		return 0, errors.New("no RabbitMQ beam.smp process found")
+	case 1:
+		return found[0], nil
+	default:
+		return 0, fmt.Errorf("%d RabbitMQ beam.smp processes (%v): which one is meant", len(found), found)
+	}
+}
