@@ -379,7 +379,7 @@ func (o *options) defaults() error {
 	if n := connections(*o); n > maxConnections {
 		errs = append(errs, fmt.Errorf("%d connections asked for; at most %d", n, maxConnections))
 	}
-	if o.shape == "idle" && o.peer == "" && o.url != "" && o.pid <= 0 {
+	if o.shape == "idle" && (o.peer == "" || o.compare) && o.url != "" && o.pid <= 0 {
 		errs = append(errs, errors.New("idle measures the server's memory: give -server-pid with -url"))
 	}
 	if o.peerPID < 0 || o.pid < 0 {

@@ -73,6 +73,7 @@ func TestParseArgsRefuses(t *testing.T) {
 		{[]string{"-sessions", "60000", "pairs"}, "120000 connections asked for"},
 		{[]string{"-sessions", "20000", "-members", "10", "groups"}, "200000 connections asked for"},
 		{[]string{"-url", "http://127.0.0.1:8080", "idle"}, "give -server-pid"},
+		{[]string{"-url", "http://127.0.0.1:8080", "compare", "idle"}, "give -server-pid"},
 		{[]string{"-url", "http://10.1.2.3:8080", "pairs"}, "not a loopback address"},
 		{[]string{"-url", "http://example.com", "pairs"}, "not a loopback address"},
 		{[]string{"-url", "https://127.0.0.1", "pairs"}, "want a http:// URL"},
