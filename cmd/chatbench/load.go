@@ -210,6 +210,7 @@ type measured struct {
 	window      time.Duration
 	serverCPU   time.Duration
 	serverKnown bool
+	machineCPU  time.Duration // every process's, 0 when unknown
 }
 
 // measure starts the senders, lets them warm up, then measures for
@@ -224,6 +225,7 @@ func (l *load) measure(o options, t *target, senders []sender) measured {
 	time.Sleep(o.warmup) // the warm-up is a fixed time, not a wait for an event
 	cpu0, err0 := procCPU(pid)
 	self0, _ := procCPU(os.Getpid())
+	all0, errAll0 := machineCPU("/proc/stat")
 	t0 := time.Now()
 	l.from.Store(t0.UnixNano())
 	time.Sleep(o.duration) // as above: the measured window
@@ -233,10 +235,15 @@ func (l *load) measure(o options, t *target, senders []sender) measured {
 	close(stop)
 	cpu1, err1 := procCPU(pid)
 	self1, _ := procCPU(os.Getpid())
+	all1, errAll1 := machineCPU("/proc/stat")
 	window := end.Sub(t0)
 	l.clientCPU = (self1 - self0).Seconds() / window.Seconds()
 	time.Sleep(o.drain) // messages sent in the window and still in flight count
-	return measured{window: window, serverCPU: cpu1 - cpu0, serverKnown: pid > 0 && err0 == nil && err1 == nil}
+	m := measured{window: window, serverCPU: cpu1 - cpu0, serverKnown: pid > 0 && err0 == nil && err1 == nil}
+	if errAll0 == nil && errAll1 == nil {
+		m.machineCPU = all1 - all0
+	}
+	return m
 }
 
 // fill copies the counters into r; each message sent is expected fanout times.
@@ -245,6 +252,7 @@ func (l *load) fill(r *result, m measured, fanout int64, pid int) {
 	r.Expected = r.Sent * fanout
 	r.MeasuredSeconds = m.window.Seconds()
 	r.ServerMeasured, r.ServerCPUSeconds = m.serverKnown, m.serverCPU.Seconds()
+	r.MachineCPU = m.machineCPU.Seconds() / m.window.Seconds()
 	ps := l.lat.percentiles(0.5, 0.99, 1)
 	r.P50ms, r.P99ms, r.MaxMs = ms(ps[0]), ms(ps[1]), ms(ps[2])
 	if l.acceptLat.count.Load() > 0 {

@@ -153,6 +153,11 @@ func run(args []string, out io.Writer) error {
 		if i > 0 {
 			time.Sleep(o.settle) // let the machine settle between the two runs
 		}
+		// A target that fell behind keeps working on its backlog after its
+		// run: wait (bounded) until none of them is busy before the next.
+		if busy := waitQuiet(targets, 0.1, 30*time.Second); busy != "" {
+			fmt.Fprintf(os.Stderr, "warning: still busy after 30s: %s\n", busy)
+		}
 		fmt.Fprintf(os.Stderr, "chatbench: %s against %s (%s)\n", o.shape, t.name, t.describe())
 		r, err := runShape(ctx, o, t)
 		if err != nil {
@@ -206,6 +211,30 @@ func runShape(ctx context.Context, o options, t *target) (result, error) {
 	}
 	r.derive()
 	return r, nil
+}
+
+// waitQuiet samples the targets' CPU a second at a time until each uses
+// less than cores, for at most limit; it returns what was still busy.
+func waitQuiet(targets []*target, cores float64, limit time.Duration) string {
+	deadline := time.Now().Add(limit)
+	for {
+		var busy []string
+		c0 := make([]time.Duration, len(targets))
+		for i, t := range targets {
+			c0[i], _ = procCPU(t.pid) // 0 when unknown, and then 0 again below
+		}
+		time.Sleep(time.Second) // the sample
+		for i, t := range targets {
+			if c1, err := procCPU(t.pid); err == nil {
+				if used := (c1 - c0[i]).Seconds(); used >= cores {
+					busy = append(busy, fmt.Sprintf("%s %.2f cores", t.name, used))
+				}
+			}
+		}
+		if len(busy) == 0 || !time.Now().Before(deadline) {
+			return strings.Join(busy, ", ")
+		}
+	}
 }
 
 // restCPU is the cores pid uses over d, before the load starts.

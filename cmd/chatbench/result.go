@@ -43,6 +43,7 @@ type result struct {
 	CPUPerSendUs     float64 `json:"server_cpu_us_per_send,omitempty"`
 	CPUPerCycleUs    float64 `json:"server_cpu_us_per_cycle,omitempty"`
 	ClientCPU        float64 `json:"client_cpu_cores,omitempty"`
+	MachineCPU       float64 `json:"machine_cpu_cores,omitempty"` // every process, over the window
 
 	ServerRSS     int64 `json:"server_rss_bytes,omitempty"`
 	BaseRSS       int64 `json:"server_base_rss_bytes,omitempty"` // before connecting
@@ -102,7 +103,8 @@ func (r result) print(w io.Writer) {
 			r.Cycles, r.MeasuredSeconds, r.CyclesPerS, r.P50ms, r.P99ms, r.MaxMs)
 	}
 	if r.ServerMeasured || r.ClientCPU > 0 {
-		fmt.Fprintf(w, "  CPU: server %.2f cores (%.2f at rest before), chatbench %.2f cores (of %d)", r.ServerCPU, r.ServerRestCPU, r.ClientCPU, runtime.NumCPU())
+		fmt.Fprintf(w, "  CPU: server %.2f cores (%.2f at rest before), chatbench %.2f, the whole machine %.2f (of %d)",
+			r.ServerCPU, r.ServerRestCPU, r.ClientCPU, r.MachineCPU, runtime.NumCPU())
 		var per []string
 		if r.CPUPerDeliveryUs > 0 {
 			per = append(per, fmt.Sprintf("%.1f µs per delivery", r.CPUPerDeliveryUs))
@@ -162,6 +164,7 @@ var metrics = []metric{
 	{"server RSS", func(r result) float64 { return float64(r.ServerRSS) / (1 << 20) }, "MiB", -1},
 	{"server RSS per connection", func(r result) float64 { return float64(r.RSSPerConn) / 1024 }, "KiB", -1},
 	{"chatbench CPU", func(r result) float64 { return r.ClientCPU }, "cores", 0},
+	{"machine CPU, all processes", func(r result) float64 { return r.MachineCPU }, "cores", 0},
 	{"connection errors", func(r result) float64 { return float64(r.Errors) }, "", -1},
 }
 

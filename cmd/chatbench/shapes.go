@@ -186,6 +186,7 @@ func churn(ctx context.Context, o options, t *target) (result, error) {
 	}
 	cpu0, err0 := procCPU(t.pid)
 	self0, _ := procCPU(os.Getpid())
+	all0, errAll0 := machineCPU("/proc/stat")
 	t0 := time.Now()
 	deadline := t0.Add(o.duration)
 	_ = parallel(ctx, o.conns, o.conns, func(ctx context.Context, w int) error {
@@ -220,7 +221,11 @@ func churn(ctx context.Context, o options, t *target) (result, error) {
 	window := time.Since(t0)
 	cpu1, err1 := procCPU(t.pid)
 	self1, _ := procCPU(os.Getpid())
+	all1, errAll1 := machineCPU("/proc/stat")
 	r.MeasuredSeconds = window.Seconds()
+	if errAll0 == nil && errAll1 == nil {
+		r.MachineCPU = (all1 - all0).Seconds() / window.Seconds()
+	}
 	r.ClientCPU = (self1 - self0).Seconds() / window.Seconds()
 	r.ServerMeasured = t.pid > 0 && err0 == nil && err1 == nil
 	r.ServerCPUSeconds = (cpu1 - cpu0).Seconds()

@@ -136,3 +136,38 @@ func findBeamPID(procDir string) (int, error) {
 		return 0, fmt.Errorf("%d RabbitMQ beam.smp processes (%v): which one is meant", len(found), found)
 	}
 }
+
+// machineCPU is the CPU time every process of the machine has used (the
+// busy fields of /proc/stat's cpu line: all but idle and iowait), so that a
+// result shows how much of the machine others took while it ran.
+func machineCPU(stat string) (time.Duration, error) {
+	b, err := os.ReadFile(stat)
+	if err != nil {
+		return 0, err
+	}
+	return parseMachineCPU(string(b))
+}
+
+func parseMachineCPU(stat string) (time.Duration, error) {
+	line, _, _ := strings.Cut(stat, "\n")
+	f := strings.Fields(line)
+	if len(f) < 8 || f[0] != "cpu" {
+		return 0, errors.New("unexpected /proc/stat")
+	}
+	var busy int64
+	for i, v := range f[1:] {
+		if i == 3 || i == 4 { // idle, iowait
+			continue
+		}
+		if i >= 8 { // guest and guest_nice are already in user and nice
+			break
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/stat: %w", err)
+		}
+		busy += n
+	}
+	const hz = 100 // USER_HZ on Linux
+	return time.Duration(busy) * time.Second / hz, nil
+}
