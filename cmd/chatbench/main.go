@@ -148,13 +148,18 @@ func run(args []string, out io.Writer) error {
 		}
 		targets = append(targets, t)
 	}
-	var results []result
-	for i, t := range targets {
-		if i > 0 {
+	// The peer runs first: when it falls behind, its backlog goes with its
+	// connections (a subscription's queue is deleted with it), while the
+	// service's durable pipeline keeps storing and delivering what it
+	// accepted after the run and would take the cores from the next one.
+	results := make([]result, len(targets))
+	for n := range targets {
+		i := len(targets) - 1 - n
+		t := targets[i]
+		if n > 0 {
 			time.Sleep(o.settle) // let the machine settle between the two runs
 		}
-		// A target that fell behind keeps working on its backlog after its
-		// run: wait (bounded) until none of them is busy before the next.
+		// Wait (bounded) until neither server is busy, with our load or another's.
 		if busy := waitQuiet(targets, 0.1, 30*time.Second); busy != "" {
 			fmt.Fprintf(os.Stderr, "warning: still busy after 30s: %s\n", busy)
 		}
@@ -163,7 +168,7 @@ func run(args []string, out io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", t.name, err)
 		}
-		results = append(results, r)
+		results[i] = r
 	}
 	if o.json {
 		enc := json.NewEncoder(out)
