@@ -101,7 +101,11 @@ var shapeFlags = map[string][]string{
 var shapes = []string{"pairs", "groups", "fanout", "idle", "churn"}
 
 func main() {
-	if err := run(os.Args[1:], os.Stdout); err != nil {
+	err := run(os.Args[1:], os.Stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return // the usage is printed
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "chatbench:", err)
 		os.Exit(1)
 	}
