@@ -1,25 +1,32 @@
-// Command chatbench loads the STOMP gateway on this machine and reports
-// throughput, latency and memory. It never targets another host.
+// Command chatbench loads a STOMP-over-WebSocket server on this machine and
+// reports throughput, latency, completeness, CPU and memory. It never
+// targets another host, and every loop is bounded in count and time.
 //
-//	chatbench fanout   1 session, 1,000 subscribed connections, 100 msg/s: deliveries/s, send→receive p50/p99
-//	chatbench direct   500 direct sessions, 1,000 connections, 2 msg/s each
-//	chatbench idle     10,000 idle STOMP connections: server RSS per connection
-//	chatbench server   the built-in server the scenarios start by default
+// Shapes:
 //
-// By default each scenario starts `chatbench server` as a child process (the
-// real hub and transports over an in-memory chat backend, so the database is
-// not what is measured) and reads its /proc/<pid>/status. With -url it loads
-// a running cmd/chat instead (auth.dev.enabled must be on; pass -pid for
-// memory and CPU figures). Every loop is bounded in count and time.
+//	chatbench pairs    N direct sessions, both participants sending at a rate: send→receive latency, sent/delivered/missing
+//	chatbench groups   M group sessions × K members, a rate per session
+//	chatbench fanout   1 session, S subscribers, a total rate from a few senders
+//	chatbench idle     N idle subscribed connections: server RSS per connection
+//	chatbench churn    a bounded connect/subscribe/disconnect storm
+//	chatbench server   the built-in server the shapes start by default
 //
-// File descriptors: the idle scenario holds 10,000 sockets in this process
-// and as many in the server. chatbench raises its soft RLIMIT_NOFILE to the
-// hard limit (the child inherits it); if the hard limit is too low, raise it
+// The target is the chat service (by default `chatbench server`, the real
+// hub and gateway over an in-memory backend; with -url a running cmd/chat),
+// or with -peer rabbitmq RabbitMQ's Web-STOMP plugin, which needs no
+// sessions: a session is a /topic destination. `chatbench compare SHAPE`
+// runs the shape against both, one after the other, and prints a table
+// with ratios. Server CPU and RSS come from /proc/<pid> of the target
+// (-server-pid, and for RabbitMQ its beam.smp, found by itself or given
+// with -peer-pid).
+//
+// File descriptors: idle holds its connections in this process and as many
+// in the server. chatbench raises its soft RLIMIT_NOFILE to the hard limit
+// (the built-in server inherits it); if the hard limit is too low, raise it
 // first (ulimit -Hn 65536 as root).
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -28,95 +35,92 @@ import (
 	"io"
 	"net/url"
 	"os"
-	"os/exec"
-	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 )
 
+// Bounds on what a command line may ask for: the load shares this machine.
+const (
+	maxConnections = 100_000
+	maxDuration    = 10 * time.Minute
+	maxRate        = 100_000.0 // messages or cycles per second
+	maxCycles      = 1_000_000 // churn
+	maxPad         = 64 << 10
+	maxMembers     = 1000 // the service's own limit (limits.max_participants) is lower
+)
+
 type options struct {
-	url         string
-	pid         int
-	duration    time.Duration
-	warmup      time.Duration
-	conns       int
-	users       int
-	rate        float64
-	pad         int
-	concurrency int
-	queue       int
-	profile     string
-	ownProfile  string
-	hold        time.Duration
-	settle      time.Duration
-	json        bool
+	shape   string
+	peer    string // "" (the chat service) or "rabbitmq"
+	compare bool
+
+	url          string // the chat service ("" starts the built-in server)
+	pid          int    // its process
+	peerURL      string
+	peerLogin    string
+	peerPasscode string
+	peerPID      int
+
+	duration, warmup, drain time.Duration
+	conns                   int     // fanout: subscribers; idle: connections; churn: concurrent connectors
+	users                   int     // fanout and churn: users the connections belong to
+	sessions                int     // pairs, groups
+	members                 int     // groups
+	rate                    float64 // pairs: per participant; groups: per session; fanout: total; churn: cycles/s in total (0: unpaced)
+	count                   int     // churn: cycles at most
+	receipts                bool    // pairs, groups, fanout: ask for a RECEIPT per SEND
+	pad                     int
+	concurrency             int
+	queue                   int
+	profile                 string
+	ownProfile              string
+	hold, settle            time.Duration
+	json                    bool
 }
 
+// shapeFlags are the flags that only some shapes use; giving one to another
+// shape is an error rather than silently ignored.
+var shapeFlags = map[string][]string{
+	"conns":    {"fanout", "idle", "churn"},
+	"users":    {"fanout", "churn"},
+	"sessions": {"pairs", "groups"},
+	"members":  {"groups"},
+	"rate":     {"pairs", "groups", "fanout", "churn"},
+	"count":    {"churn"},
+	"receipts": {"pairs", "groups", "fanout"},
+	"pad":      {"pairs", "groups", "fanout"},
+	"warmup":   {"pairs", "groups", "fanout"},
+	"drain":    {"pairs", "groups", "fanout"},
+	"duration": {"pairs", "groups", "fanout", "churn"},
+	"hold":     {"idle"},
+}
+
+var shapes = []string{"pairs", "groups", "fanout", "idle", "churn"}
+
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	err := run(os.Args[1:], os.Stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return // the usage is printed
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "chatbench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(args []string) error {
+func run(args []string, out io.Writer) error {
 	if len(args) > 0 && args[0] == "server" {
 		return runServer(args[1:])
 	}
-	fs := flag.NewFlagSet("chatbench", flag.ContinueOnError)
-	var o options
-	fs.StringVar(&o.url, "url", "", "base URL of a running chat service on this machine (default: start the built-in server)")
-	fs.IntVar(&o.pid, "pid", 0, "the -url server's process id, for RSS and CPU")
-	fs.DurationVar(&o.duration, "duration", 20*time.Second, "measuring time (fanout, direct)")
-	fs.DurationVar(&o.warmup, "warmup", 3*time.Second, "load before measuring (fanout, direct)")
-	fs.IntVar(&o.conns, "conns", 0, "connections (default: 1000 fanout and direct, 10000 idle)")
-	fs.IntVar(&o.users, "users", 100, "fanout: users the connections belong to (a group session allows limits.max_participants)")
-	fs.Float64Var(&o.rate, "rate", 0, "fanout: messages/s in total (default 100); direct: messages/s per connection (default 2)")
-	fs.IntVar(&o.pad, "pad", 100, "extra content bytes per message")
-	fs.IntVar(&o.concurrency, "dial-concurrency", 64, "parallel dials and REST calls while setting up")
-	fs.IntVar(&o.queue, "outbound-queue", 0, "built-in server: limits.outbound_queue (0: shipped default)")
-	fs.StringVar(&o.profile, "server-cpuprofile", "", "built-in server: write its CPU profile to this file")
-	fs.StringVar(&o.ownProfile, "cpuprofile", "", "write chatbench's own CPU profile (the load side) to this file")
-	fs.DurationVar(&o.settle, "settle", 3*time.Second, "idle: pause before each RSS reading")
-	fs.DurationVar(&o.hold, "hold", 0, "idle: keep the connections open this long after measuring (to inspect the server)")
-	fs.BoolVar(&o.json, "json", false, "print the result as JSON")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: chatbench [flags] fanout|direct|idle|server")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	o, err := parseArgs(args, os.Stderr)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return errors.New("one scenario expected")
-	}
-	scenario := fs.Arg(0)
-	defaults := map[string][2]float64{"fanout": {1000, 100}, "direct": {1000, 2}, "idle": {10000, 0}}
-	d, ok := defaults[scenario]
-	if !ok {
-		return fmt.Errorf("unknown scenario %q", scenario)
-	}
-	if o.conns <= 0 {
-		o.conns = int(d[0])
-	}
-	if o.rate <= 0 {
-		o.rate = d[1]
-	}
-	if n := raiseFileLimit(); n < uint64(o.conns)+512 {
-		fmt.Fprintf(os.Stderr, "warning: RLIMIT_NOFILE is %d, below %d connections; raise the hard limit (ulimit -Hn)\n", n, o.conns)
-	}
-	if o.url == "" {
-		base, pid, stop, err := startServer(o.queue, o.profile)
-		if err != nil {
-			return err
-		}
-		defer stop()
-		o.url, o.pid = base, pid
-	} else if err := checkLoopbackURL(o.url); err != nil {
-		return err
+	if n := raiseFileLimit(); n < uint64(connections(o))+512 {
+		fmt.Fprintf(os.Stderr, "warning: RLIMIT_NOFILE is %d, below %d connections; raise the hard limit (ulimit -Hn)\n", n, connections(o))
 	}
 	if o.ownProfile != "" {
 		f, err := os.Create(o.ownProfile)
@@ -129,146 +133,333 @@ func run(args []string) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), o.warmup+o.duration+10*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), o.warmup+o.duration+o.drain+15*time.Minute)
 	defer cancel()
-	var res result
-	var err error
-	switch scenario {
-	case "fanout":
-		res, err = fanout(ctx, o)
-	case "direct":
-		res, err = direct(ctx, o)
-	case "idle":
-		res, err = idle(ctx, o)
+
+	var targets []*target
+	if o.peer == "" || o.compare {
+		t, stop, err := serviceTarget(o)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		targets = append(targets, t)
 	}
-	if err != nil {
-		return err
+	if o.peer != "" {
+		t, err := peerTarget(o)
+		if err != nil {
+			return err
+		}
+		targets = append(targets, t)
 	}
-	res.Scenario = scenario
+	// The peer runs first: when it falls behind, its backlog goes with its
+	// connections (a subscription's queue is deleted with it), while the
+	// service's durable pipeline keeps storing and delivering what it
+	// accepted after the run and would take the cores from the next one.
+	results := make([]result, len(targets))
+	for n := range targets {
+		i := len(targets) - 1 - n
+		t := targets[i]
+		if n > 0 {
+			time.Sleep(o.settle) // let the machine settle between the two runs
+		}
+		// Wait (bounded) until neither server is busy, with our load or another's.
+		if busy := waitQuiet(targets, 0.1, 30*time.Second); busy != "" {
+			fmt.Fprintf(os.Stderr, "warning: still busy after 30s: %s\n", busy)
+		}
+		fmt.Fprintf(os.Stderr, "chatbench: %s against %s (%s)\n", o.shape, t.name, t.describe())
+		r, err := runShape(ctx, o, t)
+		if err != nil {
+			return fmt.Errorf("%s: %w", t.name, err)
+		}
+		results[i] = r
+	}
 	if o.json {
-		return json.NewEncoder(os.Stdout).Encode(res)
+		enc := json.NewEncoder(out)
+		if len(results) == 1 {
+			return enc.Encode(results[0])
+		}
+		return enc.Encode(map[string]any{"shape": o.shape, "results": results, "ratios": ratios(results[0], results[1])})
 	}
-	res.print(os.Stdout)
+	for _, r := range results {
+		r.print(out)
+	}
+	if len(results) == 2 {
+		fmt.Fprintln(out)
+		printComparison(out, results[0], results[1])
+	}
 	return nil
 }
 
-// result is what a scenario measured.
-type result struct {
-	Scenario        string  `json:"scenario"`
-	Connections     int     `json:"connections"`
-	Sessions        int     `json:"sessions,omitempty"`
-	SendRate        float64 `json:"send_rate_per_s,omitempty"`
-	Sent            int64   `json:"sent,omitempty"`
-	Delivered       int64   `json:"delivered,omitempty"`
-	Expected        int64   `json:"expected,omitempty"`
-	DeliveriesPerS  float64 `json:"deliveries_per_s,omitempty"`
-	P50ms           float64 `json:"latency_p50_ms,omitempty"`
-	P99ms           float64 `json:"latency_p99_ms,omitempty"`
-	MaxMs           float64 `json:"latency_max_ms,omitempty"`
-	ServerCPU       float64 `json:"server_cpu_cores,omitempty"`
-	ClientCPU       float64 `json:"client_cpu_cores,omitempty"`
-	ServerRSS       int64   `json:"server_rss_bytes,omitempty"`
-	BaseRSS         int64   `json:"server_base_rss_bytes,omitempty"`
-	RSSPerConn      int64   `json:"server_rss_per_conn_bytes,omitempty"`
-	ServerThreads   int     `json:"server_threads,omitempty"`
-	SetupSeconds    float64 `json:"setup_s"`
-	MeasuredSeconds float64 `json:"measured_s,omitempty"`
-	Errors          int64   `json:"connection_errors"`
+func runShape(ctx context.Context, o options, t *target) (result, error) {
+	// What the server spends with no load from here: a shared broker serves
+	// others too, and its CPU per delivery includes that.
+	rest, restKnown := restCPU(t.pid, time.Second)
+	var r result
+	var err error
+	switch o.shape {
+	case "pairs":
+		r, err = pairs(ctx, o, t)
+	case "groups":
+		r, err = groups(ctx, o, t)
+	case "fanout":
+		r, err = fanout(ctx, o, t)
+	case "idle":
+		r, err = idle(ctx, o, t)
+	case "churn":
+		r, err = churn(ctx, o, t)
+	default:
+		err = fmt.Errorf("unknown shape %q", o.shape)
+	}
+	if err != nil {
+		return r, err
+	}
+	r.Shape, r.Target = o.shape, t.name
+	if restKnown {
+		r.ServerRestCPU = rest
+	}
+	r.derive()
+	return r, nil
 }
 
-func (r result) print(w io.Writer) {
-	fmt.Fprintf(w, "scenario %s: %d connections", r.Scenario, r.Connections)
-	if r.Sessions > 0 {
-		fmt.Fprintf(w, ", %d sessions", r.Sessions)
-	}
-	fmt.Fprintf(w, " (setup %.1fs, connection errors %d)\n", r.SetupSeconds, r.Errors)
-	if r.Sent > 0 {
-		fmt.Fprintf(w, "  sent %d at %.0f msg/s over %.1fs; delivered %d of %d expected\n",
-			r.Sent, r.SendRate, r.MeasuredSeconds, r.Delivered, r.Expected)
-		fmt.Fprintf(w, "  deliveries/s %.0f; send→receive latency p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
-			r.DeliveriesPerS, r.P50ms, r.P99ms, r.MaxMs)
-	}
-	if r.ServerCPU > 0 || r.ClientCPU > 0 {
-		fmt.Fprintf(w, "  CPU: server %.2f cores, chatbench %.2f cores (of %d)\n", r.ServerCPU, r.ClientCPU, runtime.NumCPU())
-	}
-	if r.ServerRSS > 0 {
-		fmt.Fprintf(w, "  server RSS %s (threads %d)", mib(r.ServerRSS), r.ServerThreads)
-		if r.RSSPerConn > 0 {
-			fmt.Fprintf(w, "; before connecting %s; %.1f KiB per connection", mib(r.BaseRSS), float64(r.RSSPerConn)/1024)
+// waitQuiet samples the targets' CPU a second at a time until each uses
+// less than cores, for at most limit; it returns what was still busy.
+func waitQuiet(targets []*target, cores float64, limit time.Duration) string {
+	deadline := time.Now().Add(limit)
+	for {
+		var busy []string
+		c0 := make([]time.Duration, len(targets))
+		for i, t := range targets {
+			c0[i], _ = procCPU(t.pid) // 0 when unknown, and then 0 again below
 		}
-		fmt.Fprintln(w)
-	}
-}
-
-// startServer runs `chatbench server` as a child and returns its URL and pid.
-func startServer(queue int, profile string) (string, int, func(), error) {
-	self, err := os.Executable()
-	if err != nil {
-		return "", 0, nil, err
-	}
-	args := []string{"server", "-listen", "127.0.0.1:0"}
-	if queue > 0 {
-		args = append(args, "-outbound-queue", fmt.Sprint(queue))
-	}
-	if profile != "" {
-		args = append(args, "-cpuprofile", profile)
-	}
-	cmd := exec.Command(self, args...)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return "", 0, nil, err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return "", 0, nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return "", 0, nil, err
-	}
-	stop := func() {
-		_ = stdin.Close() // the server stops when its stdin closes
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }() // its exit status is not interesting
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill() // only the child this process started
-			<-done
+		time.Sleep(time.Second) // the sample
+		for i, t := range targets {
+			if c1, err := procCPU(t.pid); err == nil {
+				if used := (c1 - c0[i]).Seconds(); used >= cores {
+					busy = append(busy, fmt.Sprintf("%s %.2f cores", t.name, used))
+				}
+			}
 		}
-	}
-	line := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		if sc.Scan() {
-			line <- sc.Text()
+		if len(busy) == 0 || !time.Now().Before(deadline) {
+			return strings.Join(busy, ", ")
 		}
-		close(line)
-		_, _ = io.Copy(io.Discard, stdout) // keep the pipe drained
-	}()
-	select {
-	case l, ok := <-line:
-		if !ok || !strings.HasPrefix(l, "http://") {
-			stop()
-			return "", 0, nil, fmt.Errorf("built-in server did not start (%q)", l)
-		}
-		return l, cmd.Process.Pid, stop, nil
-	case <-time.After(30 * time.Second):
-		stop()
-		return "", 0, nil, errors.New("built-in server did not start within 30s")
 	}
 }
 
-func checkLoopbackURL(raw string) error {
+// restCPU is the cores pid uses over d, before the load starts.
+func restCPU(pid int, d time.Duration) (float64, bool) {
+	c0, err := procCPU(pid)
+	if err != nil {
+		return 0, false
+	}
+	time.Sleep(d) // a sample of the server at rest
+	c1, err := procCPU(pid)
+	if err != nil {
+		return 0, false
+	}
+	return (c1 - c0).Seconds() / d.Seconds(), true
+}
+
+// parseArgs reads `[flags] [compare] SHAPE [flags]`, applies the shape's
+// defaults and checks every bound. Usage goes to usage on a flag error.
+func parseArgs(args []string, usage io.Writer) (options, error) {
+	fs := flag.NewFlagSet("chatbench", flag.ContinueOnError)
+	fs.SetOutput(usage)
+	var o options
+	fs.StringVar(&o.url, "url", "", "base URL of a running chat service on this machine (default: start the built-in server)")
+	fs.IntVar(&o.pid, "server-pid", 0, "the -url server's process id, for its CPU and RSS")
+	fs.IntVar(&o.pid, "pid", 0, "same as -server-pid")
+	fs.StringVar(&o.peer, "peer", "", "load this peer instead of the chat service: rabbitmq (Web-STOMP)")
+	fs.StringVar(&o.peerURL, "peer-url", "ws://127.0.0.1:15674/ws", "the peer's STOMP-over-WebSocket endpoint (loopback)")
+	fs.StringVar(&o.peerLogin, "peer-login", "guest", "the peer's STOMP login")
+	fs.StringVar(&o.peerPasscode, "peer-passcode", "guest", "the peer's STOMP passcode")
+	fs.IntVar(&o.peerPID, "peer-pid", 0, "the peer's process id (default: the one beam.smp running RabbitMQ)")
+	fs.DurationVar(&o.duration, "duration", 20*time.Second, "measuring time (churn: at most)")
+	fs.DurationVar(&o.warmup, "warmup", 3*time.Second, "load before measuring")
+	fs.DurationVar(&o.drain, "drain", 2*time.Second, "wait after the window for messages still in flight")
+	fs.IntVar(&o.conns, "conns", 0, "fanout: subscribers (1000); idle: connections (10000); churn: concurrent connectors (50)")
+	fs.IntVar(&o.users, "users", 100, "fanout, churn: users the connections belong to (a group session allows limits.max_participants)")
+	fs.IntVar(&o.sessions, "sessions", 0, "pairs: direct sessions (200); groups: group sessions (1000)")
+	fs.IntVar(&o.members, "members", 10, "groups: members per session, each connected and subscribed")
+	fs.Float64Var(&o.rate, "rate", 0, "pairs: msg/s per participant (5); groups: msg/s per session (1); fanout: msg/s in total (100); churn: cycles/s in total (0: as fast as it goes)")
+	fs.IntVar(&o.count, "count", 20000, "churn: connect/disconnect cycles at most")
+	fs.BoolVar(&o.receipts, "receipts", true, "ask for a RECEIPT on every SEND and report send→receipt latency")
+	fs.IntVar(&o.pad, "pad", 100, "extra content bytes per message")
+	fs.IntVar(&o.concurrency, "dial-concurrency", 64, "parallel dials and REST calls while setting up")
+	fs.IntVar(&o.queue, "outbound-queue", 0, "built-in server: limits.outbound_queue (0: shipped default)")
+	fs.StringVar(&o.profile, "server-cpuprofile", "", "built-in server: write its CPU profile to this file")
+	fs.StringVar(&o.ownProfile, "cpuprofile", "", "write chatbench's own CPU profile (the load side) to this file")
+	fs.DurationVar(&o.settle, "settle", 3*time.Second, "pause before each RSS reading and between the runs of compare")
+	fs.DurationVar(&o.hold, "hold", 0, "idle: keep the connections open this long after measuring (to inspect the server)")
+	fs.BoolVar(&o.json, "json", false, "print the result as JSON")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: chatbench [flags] [compare] pairs|groups|fanout|idle|churn\n       chatbench server [flags]")
+		fs.PrintDefaults()
+	}
+	// Flags may come before and after the positional words.
+	var words []string
+	for range len(args) + 1 {
+		if err := fs.Parse(args); err != nil {
+			return o, err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		words = append(words, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(words) > 0 && words[0] == "compare" {
+		o.compare = true
+		words = words[1:]
+	}
+	if len(words) != 1 {
+		return o, fmt.Errorf("one shape expected (%s), got %q", strings.Join(shapes, ", "), words)
+	}
+	o.shape = words[0]
+	if o.shape == "direct" {
+		return o, errors.New(`"direct" is now "pairs": chatbench pairs -sessions N -rate R (msg/s per participant)`)
+	}
+	if !slices.Contains(shapes, o.shape) {
+		return o, fmt.Errorf("unknown shape %q (%s)", o.shape, strings.Join(shapes, ", "))
+	}
+	var bad []string
+	fs.Visit(func(f *flag.Flag) {
+		if only, ok := shapeFlags[f.Name]; ok && !slices.Contains(only, o.shape) {
+			bad = append(bad, fmt.Sprintf("-%s applies to %s only", f.Name, strings.Join(only, ", ")))
+		}
+	})
+	if len(bad) > 0 {
+		return o, fmt.Errorf("%s: %s", o.shape, strings.Join(bad, "; "))
+	}
+	switch o.peer {
+	case "":
+		if o.compare {
+			o.peer = "rabbitmq" // the only peer there is
+		}
+	case "rabbitmq":
+		if o.compare {
+			return o, errors.New("compare runs the chat service and -peer both; -peer is not needed")
+		}
+	default:
+		return o, fmt.Errorf("unknown peer %q (rabbitmq)", o.peer)
+	}
+	if err := o.defaults(); err != nil {
+		return o, err
+	}
+	if o.url != "" {
+		if err := checkLoopbackURL(o.url, "http"); err != nil {
+			return o, fmt.Errorf("-url: %w", err)
+		}
+	}
+	if o.peer != "" {
+		if err := checkLoopbackURL(o.peerURL, "ws"); err != nil {
+			return o, fmt.Errorf("-peer-url: %w", err)
+		}
+	}
+	return o, nil
+}
+
+// defaults fills in the shape's defaults and checks the bounds.
+func (o *options) defaults() error {
+	def := func(p *int, v int) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	switch o.shape {
+	case "pairs":
+		def(&o.sessions, 200)
+		if o.rate == 0 {
+			o.rate = 5
+		}
+	case "groups":
+		def(&o.sessions, 1000)
+		if o.rate == 0 {
+			o.rate = 1
+		}
+	case "fanout":
+		def(&o.conns, 1000)
+		if o.rate == 0 {
+			o.rate = 100
+		}
+	case "idle":
+		def(&o.conns, 10000)
+	case "churn":
+		def(&o.conns, 50)
+	}
+	var errs []error
+	check := func(ok bool, format string, a ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, a...))
+		}
+	}
+	check(o.duration > 0 && o.duration <= maxDuration, "-duration must be in (0, %s]", maxDuration)
+	check(o.warmup >= 0 && o.warmup <= maxDuration, "-warmup must be in [0, %s]", maxDuration)
+	check(o.drain >= 0 && o.drain <= maxDuration, "-drain must be in [0, %s]", maxDuration)
+	check(o.settle >= 0 && o.settle <= time.Minute, "-settle must be in [0, 1m]")
+	check(o.hold >= 0 && o.hold <= time.Hour, "-hold must be in [0, 1h]")
+	check(o.conns >= 0, "-conns must be positive")
+	check(o.sessions >= 0, "-sessions must be positive")
+	check(o.users >= 1 && o.users <= maxConnections, "-users must be in [1, %d]", maxConnections)
+	check(o.members >= 2 && o.members <= maxMembers, "-members must be in [2, %d]", maxMembers)
+	check(o.pad >= 0 && o.pad <= maxPad, "-pad must be in [0, %d]", maxPad)
+	check(o.concurrency >= 1 && o.concurrency <= 1024, "-dial-concurrency must be in [1, 1024]")
+	check(o.count >= 1 && o.count <= maxCycles, "-count must be in [1, %d]", maxCycles)
+	check(o.queue >= 0, "-outbound-queue must be positive")
+	if o.shape == "churn" {
+		check(o.rate >= 0 && o.rate <= maxRate, "-rate must be in [0, %g] cycles/s", maxRate)
+	} else if o.shape != "idle" {
+		check(o.rate > 0 && o.rate <= maxRate, "-rate must be in (0, %g] msg/s", maxRate)
+	}
+	if o.shape == "fanout" && o.conns > 0 && o.users > o.conns {
+		o.users = o.conns
+	}
+	if n := connections(*o); n > maxConnections {
+		errs = append(errs, fmt.Errorf("%d connections asked for; at most %d", n, maxConnections))
+	}
+	if o.shape == "idle" && (o.peer == "" || o.compare) && o.url != "" && o.pid <= 0 {
+		errs = append(errs, errors.New("idle measures the server's memory: give -server-pid with -url"))
+	}
+	if o.peerPID < 0 || o.pid < 0 {
+		errs = append(errs, errors.New("a process id must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// connections is how many connections a shape holds at once.
+func connections(o options) int {
+	switch o.shape {
+	case "pairs":
+		return 2 * o.sessions
+	case "groups":
+		return o.sessions * o.members
+	case "fanout":
+		return o.conns + fanoutSenders(o.rate, o.users)
+	default:
+		return o.conns
+	}
+}
+
+// checkLoopbackURL accepts an absolute URL of the given scheme (http or ws)
+// whose host is loopback.
+func checkLoopbackURL(raw, scheme string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return err
 	}
+	if u.Scheme != scheme || u.Host == "" {
+		return fmt.Errorf("%q: want a %s:// URL (no TLS: the load stays on loopback)", raw, scheme)
+	}
+	return loopbackOnly(hostPort(u))
+}
+
+// hostPort is u's host with its port, the scheme's default when absent.
+func hostPort(u *url.URL) string {
 	port := u.Port()
 	if port == "" {
 		port = "80"
 	}
-	return loopbackOnly(u.Hostname() + ":" + port)
+	return u.Hostname() + ":" + port
 }
 
 // raiseFileLimit lifts the soft RLIMIT_NOFILE to the hard one and returns it.

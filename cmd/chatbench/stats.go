@@ -2,8 +2,10 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -101,3 +103,71 @@ func procCPU(pid int) (time.Duration, error) {
 }
 
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+// findBeamPID finds the one Erlang VM (beam.smp) running RabbitMQ under
+// procDir (/proc): the peer's process, for its CPU and RSS.
+func findBeamPID(procDir string) (int, error) {
+	entries, err := os.ReadDir(procDir)
+	if err != nil {
+		return 0, err
+	}
+	var found []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid <= 0 {
+			continue // not a process
+		}
+		comm, err := os.ReadFile(filepath.Join(procDir, e.Name(), "comm"))
+		if err != nil || strings.TrimSpace(string(comm)) != "beam.smp" {
+			continue // gone, or not an Erlang VM
+		}
+		cmdline, err := os.ReadFile(filepath.Join(procDir, e.Name(), "cmdline"))
+		if err != nil || !strings.Contains(string(cmdline), "rabbit") {
+			continue // another Erlang application
+		}
+		found = append(found, pid)
+	}
+	switch len(found) {
+	case 0:
+		return 0, errors.New("no RabbitMQ beam.smp process found")
+	case 1:
+		return found[0], nil
+	default:
+		return 0, fmt.Errorf("%d RabbitMQ beam.smp processes (%v): which one is meant", len(found), found)
+	}
+}
+
+// machineCPU is the CPU time every process of the machine has used (the
+// busy fields of /proc/stat's cpu line: all but idle and iowait), so that a
+// result shows how much of the machine others took while it ran.
+func machineCPU(stat string) (time.Duration, error) {
+	b, err := os.ReadFile(stat)
+	if err != nil {
+		return 0, err
+	}
+	return parseMachineCPU(string(b))
+}
+
+func parseMachineCPU(stat string) (time.Duration, error) {
+	line, _, _ := strings.Cut(stat, "\n")
+	f := strings.Fields(line)
+	if len(f) < 8 || f[0] != "cpu" {
+		return 0, errors.New("unexpected /proc/stat")
+	}
+	var busy int64
+	for i, v := range f[1:] {
+		if i == 3 || i == 4 { // idle, iowait
+			continue
+		}
+		if i >= 8 { // guest and guest_nice are already in user and nice
+			break
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/stat: %w", err)
+		}
+		busy += n
+	}
+	const hz = 100 // USER_HZ on Linux
+	return time.Duration(busy) * time.Second / hz, nil
+}

@@ -53,19 +53,23 @@ type errClosed struct {
 
 func (e *errClosed) Error() string { return fmt.Sprintf("websocket: close %d %s", e.code, e.reason) }
 
-// dialWS opens a WebSocket to base+path (http → ws) with one subprotocol.
-func dialWS(ctx context.Context, base, pathQuery, protocol string) (*wsConn, error) {
-	u, err := url.Parse(base + pathQuery)
+// dialWS opens a WebSocket to a ws:// URL with one subprotocol.
+func dialWS(ctx context.Context, rawURL, protocol string) (*wsConn, error) {
+	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, err
 	}
-	if err := loopbackOnly(u.Host); err != nil {
+	if u.Scheme != "ws" {
+		return nil, fmt.Errorf("%q: not a ws:// URL", rawURL)
+	}
+	addr := hostPort(u)
+	if err := loopbackOnly(addr); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	var d net.Dialer
-	nc, err := d.DialContext(ctx, "tcp", u.Host)
+	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
