@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/chat-service/chat/cmd/internal/procstat"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -223,9 +224,9 @@ func (l *load) measure(o options, t *target, senders []sender) measured {
 		go l.sendLoop(t, o, sd, stop)
 	}
 	time.Sleep(o.warmup) // the warm-up is a fixed time, not a wait for an event
-	cpu0, err0 := procCPU(pid)
-	self0, _ := procCPU(os.Getpid())
-	all0, errAll0 := machineCPU("/proc/stat")
+	cpu0, err0 := procstat.ProcessCPU(pid)
+	self0, _ := procstat.ProcessCPU(os.Getpid())
+	all0, errAll0 := procstat.MachineCPU("/proc/stat")
 	t0 := time.Now()
 	l.from.Store(t0.UnixNano())
 	time.Sleep(o.duration) // as above: the measured window
@@ -233,9 +234,9 @@ func (l *load) measure(o options, t *target, senders []sender) measured {
 	l.until.Store(end.UnixNano())
 	time.Sleep(50 * time.Millisecond) // sends stamped inside the window finish counting
 	close(stop)
-	cpu1, err1 := procCPU(pid)
-	self1, _ := procCPU(os.Getpid())
-	all1, errAll1 := machineCPU("/proc/stat")
+	cpu1, err1 := procstat.ProcessCPU(pid)
+	self1, _ := procstat.ProcessCPU(os.Getpid())
+	all1, errAll1 := procstat.MachineCPU("/proc/stat")
 	window := end.Sub(t0)
 	l.clientCPU = (self1 - self0).Seconds() / window.Seconds()
 	time.Sleep(o.drain) // messages sent in the window and still in flight count

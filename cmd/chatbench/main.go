@@ -40,6 +40,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/chat-service/chat/cmd/internal/procstat"
 )
 
 // Bounds on what a command line may ask for: the load shares this machine.
@@ -230,11 +232,11 @@ func waitQuiet(targets []*target, cores float64, limit time.Duration) string {
 		var busy []string
 		c0 := make([]time.Duration, len(targets))
 		for i, t := range targets {
-			c0[i], _ = procCPU(t.pid) // 0 when unknown, and then 0 again below
+			c0[i], _ = procstat.ProcessCPU(t.pid) // 0 when unknown, and then 0 again below
 		}
 		time.Sleep(time.Second) // the sample
 		for i, t := range targets {
-			if c1, err := procCPU(t.pid); err == nil {
+			if c1, err := procstat.ProcessCPU(t.pid); err == nil {
 				if used := (c1 - c0[i]).Seconds(); used >= cores {
 					busy = append(busy, fmt.Sprintf("%s %.2f cores", t.name, used))
 				}
@@ -248,12 +250,12 @@ func waitQuiet(targets []*target, cores float64, limit time.Duration) string {
 
 // restCPU is the cores pid uses over d, before the load starts.
 func restCPU(pid int, d time.Duration) (float64, bool) {
-	c0, err := procCPU(pid)
+	c0, err := procstat.ProcessCPU(pid)
 	if err != nil {
 		return 0, false
 	}
 	time.Sleep(d) // a sample of the server at rest
-	c1, err := procCPU(pid)
+	c1, err := procstat.ProcessCPU(pid)
 	if err != nil {
 		return 0, false
 	}

@@ -7,6 +7,8 @@ import (
 	"os"
 	"sync/atomic"
 	"time"
+
+	"github.com/chat-service/chat/cmd/internal/procstat"
 )
 
 // subscriptions are a member's destinations: its session's topic and, on
@@ -184,9 +186,9 @@ func churn(ctx context.Context, o options, t *target) (result, error) {
 	if o.rate > 0 {
 		every = time.Duration(float64(time.Second) * float64(o.conns) / o.rate) // one worker's period
 	}
-	cpu0, err0 := procCPU(t.pid)
-	self0, _ := procCPU(os.Getpid())
-	all0, errAll0 := machineCPU("/proc/stat")
+	cpu0, err0 := procstat.ProcessCPU(t.pid)
+	self0, _ := procstat.ProcessCPU(os.Getpid())
+	all0, errAll0 := procstat.MachineCPU("/proc/stat")
 	t0 := time.Now()
 	deadline := t0.Add(o.duration)
 	_ = parallel(ctx, o.conns, o.conns, func(ctx context.Context, w int) error {
@@ -219,9 +221,9 @@ func churn(ctx context.Context, o options, t *target) (result, error) {
 		return nil
 	})
 	window := time.Since(t0)
-	cpu1, err1 := procCPU(t.pid)
-	self1, _ := procCPU(os.Getpid())
-	all1, errAll1 := machineCPU("/proc/stat")
+	cpu1, err1 := procstat.ProcessCPU(t.pid)
+	self1, _ := procstat.ProcessCPU(os.Getpid())
+	all1, errAll1 := procstat.MachineCPU("/proc/stat")
 	r.MeasuredSeconds = window.Seconds()
 	if errAll0 == nil && errAll1 == nil {
 		r.MachineCPU = (all1 - all0).Seconds() / window.Seconds()

@@ -81,27 +81,6 @@ func procStatus(pid int) (rss int64, threads int, err error) {
 	return rss, threads, sc.Err()
 }
 
-// procCPU is a process's user+system CPU time.
-func procCPU(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("unexpected /proc/%d/stat", pid)
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 13 {
-		return 0, fmt.Errorf("short /proc/%d/stat", pid)
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64) // utime, clock ticks
-	st, _ := strconv.ParseInt(f[12], 10, 64) // stime
-	const hz = 100                           // USER_HZ on Linux
-	return time.Duration(ut+st) * time.Second / hz, nil
-}
-
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 
 // findBeamPID finds the one Erlang VM (beam.smp) running RabbitMQ under
@@ -135,39 +114,4 @@ func findBeamPID(procDir string) (int, error) {
 	default:
 		return 0, fmt.Errorf("%d RabbitMQ beam.smp processes (%v): which one is meant", len(found), found)
 	}
-}
-
-// machineCPU is the CPU time every process of the machine has used (the
-// busy fields of /proc/stat's cpu line: all but idle and iowait), so that a
-// result shows how much of the machine others took while it ran.
-func machineCPU(stat string) (time.Duration, error) {
-	b, err := os.ReadFile(stat)
-	if err != nil {
-		return 0, err
-	}
-	return parseMachineCPU(string(b))
-}
-
-func parseMachineCPU(stat string) (time.Duration, error) {
-	line, _, _ := strings.Cut(stat, "\n")
-	f := strings.Fields(line)
-	if len(f) < 8 || f[0] != "cpu" {
-		return 0, errors.New("unexpected /proc/stat")
-	}
-	var busy int64
-	for i, v := range f[1:] {
-		if i == 3 || i == 4 { // idle, iowait
-			continue
-		}
-		if i >= 8 { // guest and guest_nice are already in user and nice
-			break
-		}
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("/proc/stat: %w", err)
-		}
-		busy += n
-	}
-	const hz = 100 // USER_HZ on Linux
-	return time.Duration(busy) * time.Second / hz, nil
 }

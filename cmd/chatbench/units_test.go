@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chat-service/chat/cmd/internal/procstat"
 )
 
 func TestParseArgsDefaults(t *testing.T) {
@@ -364,12 +366,12 @@ func (discardConn) SetWriteDeadline(time.Time) error { return nil }
 
 func TestParseMachineCPU(t *testing.T) {
 	// user nice system idle iowait irq softirq steal guest guest_nice
-	got, err := parseMachineCPU("cpu  1000 10 500 9000 300 0 40 5 200 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n")
+	got, err := procstat.ParseMachineCPU("cpu  1000 10 500 9000 300 0 40 5 200 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n")
 	if err != nil || got != 15550*time.Millisecond {
 		t.Errorf("busy = %s, %v; want 15.55s (idle, iowait and guest left out)", got, err)
 	}
 	for _, bad := range []string{"", "intr 1 2 3", "cpu 1 2 x 4 5 6 7"} {
-		if _, err := parseMachineCPU(bad); err == nil {
+		if _, err := procstat.ParseMachineCPU(bad); err == nil {
 			t.Errorf("%q parsed", bad)
 		}
 	}

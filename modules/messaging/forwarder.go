@@ -222,6 +222,14 @@ func (f *forwarder) publications(msgs []*message.Message) (pubs []publication, e
 }
 
 func (f *forwarder) appendPublications(pubs []publication, msg *message.Message) []publication {
+	if key := msg.Metadata.Get(metaRoute); key != "" {
+		// One route, known when the row was written: the payload goes on
+		// as it is, undecoded.
+		out := message.NewMessage(msg.UUID, msg.Payload)
+		out.Metadata.Set(metaEventType, msg.Metadata.Get(metaEventType))
+		out.Metadata.Set(metaStoredAt, msg.Metadata.Get(metaStoredAt))
+		return append(pubs, publication{key: key, msg: out})
+	}
 	ev, err := decodeEvent(msg.Payload)
 	if err != nil {
 		// Retrying cannot repair it; it was written by a newer or broken

@@ -44,6 +44,7 @@ const (
 
 	// Metadata keys.
 	metaRoutingKey = "routing_key" // relay routing key (memory relay only)
+	metaRoute      = "route"       // outbox rows with one relay route: its key, so the forwarder need not decode the event
 	metaEventType  = "event_type"  // chat.Event.Type, for logs and metrics
 	metaStoredAt   = "stored_at"   // unix nanoseconds when the event was written to the outbox
 	metaUserID     = "user_id"     // the sender of a command

@@ -43,6 +43,9 @@ func (o *Outbox) Stored(_ context.Context, tx *sql.Tx, evs ...chat.Event) error 
 		if err != nil {
 			return err
 		}
+		if rs := routes(ev); len(rs) == 1 && !rs[0].narrowed {
+			msg.Metadata.Set(metaRoute, rs[0].key)
+		}
 		msgs = append(msgs, msg)
 	}
 	// A publisher per transaction: it is a small struct bound to tx.
