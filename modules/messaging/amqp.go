@@ -377,13 +377,11 @@ func (s *amqpSubscriber) Subscribe(ctx context.Context, _ string) (<-chan *messa
 			case <-ctx.Done():
 			}
 		}()
+		bo := newBackoff(100*time.Millisecond, 2*time.Second)
 		for ctx.Err() == nil {
 			if err := s.consume(ctx, out); err != nil && ctx.Err() == nil {
 				s.log.Debug("consume from RabbitMQ queue stopped; resuming", "queue", s.queue, "err", err)
-				select {
-				case <-ctx.Done():
-				case <-time.After(100 * time.Millisecond):
-				}
+				bo.Sleep(ctx)
 			}
 		}
 	}()

@@ -17,8 +17,9 @@ import (
 	"github.com/chat-service/chat/modules/store/storetest"
 )
 
-// TestGroupCommitConcurrentSends: 2,000 sends at once over 50 sessions from
-// 200 users, a tenth of them retries of an earlier clientMessageId, through
+// TestGroupCommitConcurrentSends: 2,000 sends over 50 sessions from 200
+// users, 200 in flight at a time, a tenth of them retries of an earlier
+// clientMessageId (often racing the original), through
 // group commit: each is answered 201 (new) or 200 (a retry, with the
 // original), and every session ends with seqs exactly 1..n, each client
 // message once.
@@ -42,6 +43,7 @@ func TestGroupCommitConcurrentSends(t *testing.T) {
 		results := make([]result, sends)
 		var wg sync.WaitGroup
 		gate := make(chan struct{})
+		inFlight := make(chan struct{}, users) // a user's client has one request out at a time
 		for i := range sends {
 			wg.Add(1)
 			go func() {
@@ -53,6 +55,8 @@ func TestGroupCommitConcurrentSends(t *testing.T) {
 					cmid = fmt.Sprintf("c-%d", k-4)
 				}
 				<-gate
+				inFlight <- struct{}{}
+				defer func() { <-inFlight }()
 				res := a.Do("POST", "/api/chat/sessions/"+ids[s]+"/messages", tokens[user],
 					map[string]any{"content": fmt.Sprintf("m %d", i), "clientMessageId": cmid})
 				results[i].status = res.Status
