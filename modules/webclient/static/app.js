@@ -539,7 +539,8 @@
     el('div', { class: 'bubble', text: p.content }),
     p.state === 'failed'
       ? el('p', { class: 'problem', role: 'alert' }, p.error + ' ',
-        el('button', { type: 'button', class: 'link', onclick: () => deliver(p) , text: 'Retry' }))
+        el('button', { type: 'button', class: 'link', onclick: () => deliver(p), text: 'Retry' }),
+        el('button', { type: 'button', class: 'link', onclick: () => dropPending(p.clientMessageId), text: 'Discard' }))
       : null);
     if (p.el && p.el.isConnected) p.el.replaceWith(li);
     else $('messages').append(li);
