@@ -51,7 +51,7 @@ wait_for() { # what, tenths of a second, command...
 	die "$what did not come up in $((n / 10)) s"
 }
 
-alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1" 2>/dev/null)" 2>/dev/null; }
 
 hostport() { # URL -> "host port"
 	local hp=${1#*://}
