@@ -257,6 +257,70 @@ async function run(svc) {
     assert.deepEqual(seqs, [1, 2, 3, 4]);
 
     await pa.screenshot({ path: path.join(artifacts, `web-client-${tag}-after-restart.png`) });
+
+    // A burst past the per-user rate limit (burst 40): the service refuses
+    // the rest on /user/queue/errors; each refusal shows next to its message,
+    // and Retry sends it again with the same clientMessageId, stored once.
+    await failed.getByRole('button', { name: 'Discard' }).click();
+    await failed.waitFor({ state: 'detached', timeout: WAIT });
+    await pa.evaluate(() => {
+      const c = document.querySelector('[data-testid="composer"]');
+      for (let i = 1; i <= 60; i++) {
+        c.value = `burst ${i}`;
+        c.form.requestSubmit();
+      }
+    });
+    await pa.waitForFunction(() => document.querySelectorAll('[data-testid="message"].pending').length === 0,
+      null, { timeout: WAIT });
+    const refused = pa.locator('[data-testid="message"].failed');
+    const nRefused = await refused.count();
+    assert.ok(nRefused > 0 && nRefused < 60, `refused ${nRefused} of 60`);
+    assert.match(await refused.first().locator('[role="alert"]').textContent(), /rate|many|limit/i);
+    const retried = await refused.first().locator('.bubble').textContent();
+    await new Promise((r) => setTimeout(r, 2500)); // the budget refills
+    await refused.first().getByRole('button', { name: 'Retry' }).click();
+    await pa.waitForFunction((text) => [...document.querySelectorAll('[data-testid="message"][data-seq] .bubble')]
+      .filter((b) => b.textContent === text).length === 1, retried, { timeout: WAIT });
+    assert.equal(await refused.count(), nRefused - 1);
+    // More history, within the budget again, for the paging below.
+    await new Promise((r) => setTimeout(r, 1500));
+    await pa.evaluate(() => {
+      const c = document.querySelector('[data-testid="composer"]');
+      for (let i = 1; i <= 20; i++) {
+        c.value = `more ${i}`;
+        c.form.requestSubmit();
+      }
+    });
+    await pa.waitForFunction(() => document.querySelectorAll('[data-testid="message"].pending').length === 0,
+      null, { timeout: WAIT });
+    assert.equal(await refused.count(), nRefused - 1, 'sends within the budget were refused');
+    const stored = 4 + 60 - nRefused + 1 + 20;
+
+    // History pages in on scroll: Bob reloads (his sign-in is kept for the
+    // tab), sees the latest page only, scrolls up and reaches message 1.
+    await message(pb, stored).waitFor({ timeout: WAIT });
+    await pb.reload();
+    await connected(pb);
+    await itemB.click();
+    await message(pb, stored).waitFor({ timeout: WAIT });
+    assert.equal(await message(pb, 1).count(), 0, 'the first page should not reach message 1');
+    for (let i = 0; i < 5 && await message(pb, 1).count() === 0; i++) {
+      await id(pb, 'composer').evaluate(() => { document.getElementById('messages').scrollTop = 0; });
+      await pb.waitForTimeout(400);
+    }
+    await message(pb, 1).waitFor({ timeout: WAIT });
+    const all = await pb.locator('[data-testid="message"][data-seq]').evaluateAll(
+      (els) => els.map((e) => Number(e.dataset.seq)));
+    assert.deepEqual(all, Array.from({ length: stored }, (_, i) => i + 1), 'every message once, in order');
+
+    // A group session with a title reaches every participant's list.
+    await id(pa, 'new-session').fill(`${bob}, carol${Date.now() % 100000}`);
+    await pa.getByLabel('Group title (optional)').fill('Lunch crew');
+    await id(pa, 'new-session-submit').click();
+    // Bob is in a conversation on his phone: back to the list to see it.
+    await pb.getByRole('button', { name: 'Back to conversations' }).click();
+    await pb.locator('[data-testid="session-item"]', { hasText: 'Lunch crew' }).waitFor({ timeout: WAIT });
+    assert.equal(await pb.locator('[data-testid="session-item"]').count(), 2);
     assert.deepEqual(errors.filter((e) => !/WebSocket|ERR_CONNECTION_REFUSED|502|503|Failed to load resource/.test(e)), []);
   } finally {
     await browser.close();
