@@ -223,6 +223,13 @@
   function upsertSession(s) {
     const old = sessions.get(s.id);
     if (old && old.lastSeq > s.lastSeq) return; // an older snapshot than what events brought
+    if (old) {
+      // Some snapshots (the session event) carry no profiles: keep the names we had.
+      for (const p of s.participants || []) {
+        const had = (old.participants || []).find((x) => x.userId === p.userId);
+        if (had && !p.displayName && had.displayName) p.displayName = had.displayName;
+      }
+    }
     sessions.set(s.id, s);
     renderSessions();
   }
