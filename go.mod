@@ -22,6 +22,7 @@ require (
 	github.com/maypok86/otter/v2 v2.4.0
 	github.com/pressly/goose/v3 v3.30.1
 	github.com/prometheus/client_golang v1.25.0
+	github.com/realclientip/realclientip-go v1.0.0
 	github.com/sony/gobreaker v1.0.0
 	go.uber.org/fx v1.24.0
 	golang.org/x/sync v0.25.0

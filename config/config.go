@@ -27,6 +27,7 @@ type Server struct {
 	TLS             TLS           `koanf:"tls"`
 	CORS            CORS          `koanf:"cors"`
 	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"`
+	TrustedProxies  []string      `koanf:"trusted_proxies"` // CIDRs or addresses whose X-Forwarded-For is believed
 }
 
 // TLS turns on HTTPS/WSS when both files are set.

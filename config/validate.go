@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"slices"
@@ -32,6 +33,11 @@ func (c Config) Validate() error {
 	v.fileExists("server.tls.cert_file", c.Server.TLS.CertFile)
 	v.fileExists("server.tls.key_file", c.Server.TLS.KeyFile)
 	v.durRange("server.shutdown_timeout", c.Server.ShutdownTimeout, time.Millisecond, 10*time.Minute)
+	for _, p := range c.Server.TrustedProxies {
+		if _, err := ParsePrefix(p); err != nil {
+			v.fail("server.trusted_proxies", "%q is not a CIDR (10.0.0.0/8) or an address (127.0.0.1)", p)
+		}
+	}
 
 	if c.Auth.JWT.HMACSecret == "" && len(c.Auth.JWT.PublicKeys) == 0 && !c.Auth.Dev.Enabled {
 		v.fail("auth.jwt", "no way to verify tokens: set hmac_secret or public_keys (or auth.dev.enabled for local use)")
@@ -159,4 +165,23 @@ func (v *validator) dsn(s Storage) {
 			v.fail("storage.dsn", "not a valid PostgreSQL URL: %v", errors.Unwrap(err))
 		}
 	}
+}
+
+// ParsePrefix reads one server.trusted_proxies entry: a CIDR, or a single
+// address taken as a /32 (IPv4) or /128 (IPv6).
+func ParsePrefix(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, err
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }

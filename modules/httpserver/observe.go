@@ -72,9 +72,10 @@ func observe(log *slog.Logger, m *httpMetrics) func(http.Handler) http.Handler {
 			defer func() {
 				d := time.Since(start)
 				status := rec.statusCode()
-				route, userID := unmatchedRoute, ""
+				route, userID, peer := unmatchedRoute, "", ""
 				if ri := infoFrom(r.Context()); ri != nil {
 					route, userID = ri.snapshot()
+					peer = ri.peer
 				}
 				method := methodLabel(r.Method)
 				m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
@@ -93,6 +94,9 @@ func observe(log *slog.Logger, m *httpMetrics) func(http.Handler) http.Handler {
 					slog.Duration("duration", d),
 					slog.String("request_id", RequestID(r.Context())),
 					slog.String("remote_addr", r.RemoteAddr),
+				}
+				if peer != "" {
+					attrs = append(attrs, slog.String("peer_addr", peer))
 				}
 				if userID != "" {
 					attrs = append(attrs, slog.String("user_id", userID))

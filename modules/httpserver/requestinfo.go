@@ -26,7 +26,8 @@ type infoKey struct{}
 // layers (the router, auth) fill in what only they know, and the access log
 // reads it after the handler returns.
 type requestInfo struct {
-	id string
+	id   string
+	peer string // the trusted proxy the request came through, "" when direct
 
 	mu     sync.Mutex // handlers may hand the request to other goroutines
 	route  string

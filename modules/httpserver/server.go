@@ -58,14 +58,16 @@ type Server struct {
 //
 //  1. request id   X-Request-ID kept when well-formed, else generated; echoed
 //     on the response and available through RequestID(ctx).
-//  2. observe      Prometheus metrics and the access log; it wraps recovery
+//  2. proxies      when the TCP peer is in server.trusted_proxies, the client
+//     address from X-Forwarded-For replaces r.RemoteAddr (see trustedProxies).
+//  3. observe      Prometheus metrics and the access log; it wraps recovery
 //     so a panic is counted and logged as the 500 it became.
-//  3. recover      a panic becomes a logged error and a 500 problem
+//  4. recover      a panic becomes a logged error and a 500 problem
 //     `internal` (when nothing was written yet); the server keeps serving.
-//  4. cors         CORS headers for server.cors.allowed_origins; answers
+//  5. cors         CORS headers for server.cors.allowed_origins; answers
 //     preflight OPTIONS for allowed origins.
-//  5. contributed  the `middleware` group, by Order.
-//  6. router       mux; it records the matched route template, then runs the
+//  6. contributed  the `middleware` group, by Order.
+//  7. router       mux; it records the matched route template, then runs the
 //     route's own middleware (auth, body limits) and handler.
 func New(p ServerParams) (*Server, error) {
 	if p.Router == nil {
@@ -92,6 +94,11 @@ func New(p ServerParams) (*Server, error) {
 	h = CORS(p.Cfg.CORS.AllowedOrigins)(h)
 	h = recoverer(p.Log)(h)
 	h = observe(p.Log, m)(h)
+	proxies, err := trustedProxies(p.Cfg.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
+	h = proxies(h)
 	h = requestID(h)
 
 	s := &Server{cfg: p.Cfg, log: p.Log, handler: h}

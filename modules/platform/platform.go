@@ -18,6 +18,7 @@ import (
 	"github.com/chat-service/chat/modules/profiles"
 	"github.com/chat-service/chat/modules/rest"
 	"github.com/chat-service/chat/modules/store"
+	"github.com/chat-service/chat/modules/webclient"
 )
 
 // Options assembles the application cfg describes. It fails, naming the key,
@@ -51,6 +52,9 @@ func Options(cfg config.Config) ([]fx.Option, error) {
 		// STOMP at /ws (and SockJS when features.sockjs); its hub receives
 		// every relay event and feeds local subscriptions.
 		gateway.Module,
+	}
+	if cfg.Features.WebClient {
+		opts = append(opts, webclient.Module) // the browser client at /
 	}
 	return opts, nil
 }

@@ -2,37 +2,15 @@
 // raw WebSocket (the `ws` package stands in for the browser's WebSocket)
 // and over sockjs-client with each of its transports.
 //
-// INTEROP_URL is the service's base URL (http://127.0.0.1:PORT); the service
-// must have auth.dev.enabled so that POST /api/dev/token hands out tokens.
+// INTEROP_URL is the service's base URL (http://127.0.0.1:PORT, or the
+// https URL of deploy/local-cluster.sh); see helpers.mjs for tokens and TLS.
 // interop_test.go starts one and runs these tests; run.sh does both.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Client } from '@stomp/stompjs';
 import WebSocket from 'ws';
 import SockJS from 'sockjs-client';
-
-const base = process.env.INTEROP_URL;
-if (!base) {
-  throw new Error('INTEROP_URL is not set: run ./run.sh, or go test ./test/interop/');
-}
-const wsBase = base.replace(/^http/, 'ws');
-const WAIT = 10_000;
-
-async function api(method, path, token, body) {
-  const res = await fetch(base + path, {
-    method,
-    headers: {
-      ...(token ? { Authorization: `Bearer ${token}` } : {}),
-      ...(body ? { 'Content-Type': 'application/json' } : {}),
-    },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await res.text();
-  assert.ok(res.status < 300, `${method} ${path}: ${res.status} ${text}`);
-  return text ? JSON.parse(text) : null;
-}
-
-const token = async (userId) => (await api('POST', '/api/dev/token', null, { userId })).token;
+import { base, wsBase, api, token, WAIT } from './helpers.mjs';
 
 // users makes two fresh users and a direct session between them.
 async function users(tag) {
