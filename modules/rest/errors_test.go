@@ -2,7 +2,6 @@ package rest_test
 
 import (
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -11,8 +10,6 @@ import (
 	"github.com/chat-service/chat/config"
 	"github.com/chat-service/chat/modules/chat"
 	"github.com/chat-service/chat/modules/platform/platformtest"
-	"github.com/chat-service/chat/modules/platform/platformtest/tcpproxy"
-	"github.com/chat-service/chat/modules/store/storetest"
 )
 
 // TestBadInputLeavesTheStoreUnchanged sends every kind of client mistake the
@@ -125,17 +122,7 @@ func TestRateLimit(t *testing.T) {
 // REST answers 503 problems, /readyz 503 naming the database, and both
 // recover once the link is back, without a restart.
 func TestDatabaseOutage(t *testing.T) {
-	storage := storetest.NewPostgres(t)
-	u, err := url.Parse(storage.DSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := tcpproxy.New(t, u.Host)
-	u.Host = proxy.Addr()
-	q := u.Query()
-	q.Set("connect_timeout", "2")
-	u.RawQuery = q.Encode()
-	storage.DSN = u.String()
+	storage, proxy := proxiedPostgres(t)
 	a := platformtest.Start(t, platformtest.Config(t, storage))
 	alice := platformtest.Token(t, "alice")
 	s := createSession(t, a, alice, `{"participants":["bob"]}`)

@@ -3,7 +3,6 @@ package rest_test
 import (
 	"fmt"
 	"net/http"
-	"net/url"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -13,8 +12,6 @@ import (
 	"github.com/chat-service/chat/config"
 	"github.com/chat-service/chat/modules/chat"
 	"github.com/chat-service/chat/modules/platform/platformtest"
-	"github.com/chat-service/chat/modules/platform/platformtest/tcpproxy"
-	"github.com/chat-service/chat/modules/store/storetest"
 )
 
 // TestGroupCommitConcurrentSends: 2,000 sends over 50 sessions from 200
@@ -107,17 +104,7 @@ func TestGroupCommitConcurrentSends(t *testing.T) {
 // clientMessageIds leaves each session with every message exactly once and
 // gapless seqs: nothing half-written, nothing lost.
 func TestGroupCommitDatabaseCut(t *testing.T) {
-	storage := storetest.NewPostgres(t)
-	u, err := url.Parse(storage.DSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := tcpproxy.New(t, u.Host)
-	u.Host = proxy.Addr()
-	q := u.Query()
-	q.Set("connect_timeout", "2")
-	u.RawQuery = q.Encode()
-	storage.DSN = u.String()
+	storage, proxy := proxiedPostgres(t)
 	cfg := platformtest.Config(t, storage)
 	cfg.Limits.RatePerSecond, cfg.Limits.Burst = 10000, 10000
 	cfg.Storage.GroupCommit = config.GroupCommit{MaxBatch: 64, MaxWait: 2 * time.Millisecond}

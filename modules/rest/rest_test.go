@@ -3,12 +3,14 @@ package rest_test
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
 	"github.com/chat-service/chat/config"
 	"github.com/chat-service/chat/modules/chat"
 	"github.com/chat-service/chat/modules/platform/platformtest"
+	"github.com/chat-service/chat/modules/platform/platformtest/tcpproxy"
 	"github.com/chat-service/chat/modules/store/storetest"
 )
 
@@ -37,6 +39,23 @@ func backends(t *testing.T, tweak func(*config.Config), fn func(t *testing.T, a 
 			fn(t, platformtest.Start(t, cfg))
 		})
 	}
+}
+
+// proxiedPostgres is a fresh PostgreSQL database reached through a proxy
+// the test can cut, with a short connect timeout.
+func proxiedPostgres(t *testing.T) (config.Storage, *tcpproxy.Proxy) {
+	storage := storetest.NewPostgres(t)
+	u, err := url.Parse(storage.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := tcpproxy.New(t, u.Host)
+	u.Host = proxy.Addr()
+	q := u.Query()
+	q.Set("connect_timeout", "2")
+	u.RawQuery = q.Encode()
+	storage.DSN = u.String()
+	return storage, proxy
 }
 
 type users struct{ alice, bob, carol, mallory string }

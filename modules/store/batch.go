@@ -113,31 +113,15 @@ func (s *Store) appendEach(ctx context.Context, tx *sql.Tx, items []chat.NewMess
 			out[i].Message = orig
 			continue
 		}
-		msg := chat.Message{
-			ID: m.ID, SessionID: m.SessionID, SenderID: m.SenderID,
-			ClientMessageID: m.ClientMessageID, Content: m.Content, CreatedAt: orNow(m.CreatedAt),
-		}
-		err := tx.StmtContext(ctx, st.bumpSeq).QueryRowContext(ctx,
-			s.d.Time(msg.CreatedAt.Time), m.SessionID, m.SessionID, m.SenderID).Scan(&msg.Seq)
-		if errors.Is(err, sql.ErrNoRows) {
-			out[i].Err = errNotFound()
+		msg, inserted, err := s.appendOne(ctx, tx, st, m)
+		switch {
+		case errors.Is(err, chat.ErrNotFound):
+			out[i].Err = err
 			continue
-		}
-		if err != nil {
+		case err != nil:
 			return nil, err
-		}
-		res, err := tx.StmtContext(ctx, st.insertMessage).ExecContext(ctx, msg.ID, msg.SessionID, msg.Seq,
-			msg.SenderID, nullString(msg.ClientMessageID), msg.Content, s.d.Time(msg.CreatedAt.Time))
-		if err != nil {
-			return nil, err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return nil, err
-		} else if n == 0 {
+		case !inserted:
 			return nil, errSurprise // looked up above; AppendMessages stores one at a time
-		}
-		if _, err := tx.StmtContext(ctx, st.raiseRead).ExecContext(ctx, msg.Seq, msg.SessionID, msg.SenderID, msg.Seq); err != nil {
-			return nil, err
 		}
 		out[i] = chat.Appended{Message: msg, Created: true}
 		stored = append(stored, msg)

@@ -22,38 +22,24 @@ func (s *Store) AppendMessage(ctx context.Context, m chat.NewMessage, inTx chat.
 	if err != nil {
 		return chat.Message{}, false, fmt.Errorf("append message to session %s: %w", m.SessionID, err)
 	}
-	msg := chat.Message{
-		ID: m.ID, SessionID: m.SessionID, SenderID: m.SenderID,
-		ClientMessageID: m.ClientMessageID, Content: m.Content, CreatedAt: orNow(m.CreatedAt),
-	}
-	var original *chat.Message
+	var (
+		msg      chat.Message
+		original *chat.Message
+	)
 	err = s.write(ctx, func(tx *sql.Tx) (bool, error) {
 		if m.Redelivered {
-			orig, err := scanMessage(tx.StmtContext(ctx, st.messageByID).QueryRowContext(ctx, m.ID, m.SessionID), m.SessionID)
-			if err == nil {
+			orig, found, err := s.storedCopy(ctx, tx, st, chat.NewMessage{ID: m.ID, SessionID: m.SessionID, Redelivered: true})
+			if err != nil || found {
 				original = &orig
-				return false, nil
-			}
-			if !errors.Is(err, sql.ErrNoRows) {
 				return false, err
 			}
 		}
-		err := tx.StmtContext(ctx, st.bumpSeq).QueryRowContext(ctx,
-			s.d.Time(msg.CreatedAt.Time), m.SessionID, m.SessionID, m.SenderID).Scan(&msg.Seq)
-		if errors.Is(err, sql.ErrNoRows) {
-			return false, errNotFound()
-		}
+		var inserted bool
+		msg, inserted, err = s.appendOne(ctx, tx, st, m)
 		if err != nil {
 			return false, err
 		}
-		res, err := tx.StmtContext(ctx, st.insertMessage).ExecContext(ctx, msg.ID, msg.SessionID, msg.Seq,
-			msg.SenderID, nullString(msg.ClientMessageID), msg.Content, s.d.Time(msg.CreatedAt.Time))
-		if err != nil {
-			return false, err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return false, err
-		} else if n == 0 {
+		if !inserted {
 			// The sender sent this ClientMessageID before (a NULL one never
 			// conflicts): answer with that message and drop the seq bump.
 			orig, err := scanMessage(tx.StmtContext(ctx, st.messageByClientID).QueryRowContext(ctx,
@@ -63,11 +49,6 @@ func (s *Store) AppendMessage(ctx context.Context, m chat.NewMessage, inTx chat.
 			}
 			original = &orig
 			return false, nil
-		}
-		// One's own messages are never unread.
-		if _, err := tx.StmtContext(ctx, st.raiseRead).ExecContext(ctx,
-			msg.Seq, msg.SessionID, msg.SenderID, msg.Seq); err != nil {
-			return false, err
 		}
 		if inTx != nil {
 			if err := inTx(ctx, tx, msg); err != nil {
@@ -81,6 +62,39 @@ func (s *Store) AppendMessage(ctx context.Context, m chat.NewMessage, inTx chat.
 	}
 	if original != nil {
 		return *original, false, nil
+	}
+	return msg, true, nil
+}
+
+// appendOne stores m with the next seq of its session and raises the
+// sender's read marker, with the prepared statements, in tx. A sender who
+// is not a participant is errNotFound. inserted is false when the insert
+// met an earlier message with the same client id (ON CONFLICT DO NOTHING):
+// the seq was taken nonetheless, so the caller rolls back or gives up.
+func (s *Store) appendOne(ctx context.Context, tx *sql.Tx, st *stmts, m chat.NewMessage) (chat.Message, bool, error) {
+	msg := chat.Message{
+		ID: m.ID, SessionID: m.SessionID, SenderID: m.SenderID,
+		ClientMessageID: m.ClientMessageID, Content: m.Content, CreatedAt: orNow(m.CreatedAt),
+	}
+	err := tx.StmtContext(ctx, st.bumpSeq).QueryRowContext(ctx,
+		s.d.Time(msg.CreatedAt.Time), m.SessionID, m.SessionID, m.SenderID).Scan(&msg.Seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return msg, false, errNotFound()
+	}
+	if err != nil {
+		return msg, false, err
+	}
+	res, err := tx.StmtContext(ctx, st.insertMessage).ExecContext(ctx, msg.ID, msg.SessionID, msg.Seq,
+		msg.SenderID, nullString(msg.ClientMessageID), msg.Content, s.d.Time(msg.CreatedAt.Time))
+	if err != nil {
+		return msg, false, err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return msg, false, err
+	}
+	// One's own messages are never unread.
+	if _, err := tx.StmtContext(ctx, st.raiseRead).ExecContext(ctx, msg.Seq, msg.SessionID, msg.SenderID, msg.Seq); err != nil {
+		return msg, false, err
 	}
 	return msg, true, nil
 }
