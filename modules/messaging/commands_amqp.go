@@ -97,10 +97,7 @@ type shard struct {
 // leftovers), so that those commands are stored before any command queued
 // since, then consumes every shard and keeps the shards shared.
 func (q *amqpCommands) consume(ctx context.Context, st *commandStore) {
-	for _, name := range q.leftovers(ctx) {
-		q.log.Info("draining a command queue of another sharding", "queue", name)
-		q.consumeQueue(ctx, &shard{queue: name}, st, true)
-	}
+	q.drainLeftovers(ctx, st, false)
 	shards := make([]*shard, q.cfg.Shards)
 	var wg sync.WaitGroup
 	for i := range shards {
@@ -108,25 +105,50 @@ func (q *amqpCommands) consume(ctx context.Context, st *commandStore) {
 		wg.Add(1)
 		go func() { defer wg.Done(); q.consumeQueue(ctx, shards[i], st, false) }()
 	}
+	// Commands an instance of the old sharding still held (unacknowledged)
+	// return to a leftover queue when it stops: look again now and then.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(leftoverCheck)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				q.drainLeftovers(ctx, st, true)
+			}
+		}
+	}()
 	q.rebalance(ctx, shards)
 	wg.Wait()
 }
 
-// leftovers are the command queues of another commands.shards that hold
-// commands: the unsharded queue of older versions (commands.queue itself)
-// and shards numbered from commands.shards up to MaxCommandShards.
-func (q *amqpCommands) leftovers(ctx context.Context) []string {
+// leftoverCheck is how often an instance looks for commands in leftover
+// queues after its start-up drain.
+const leftoverCheck = 30 * time.Second
+
+// drainLeftovers consumes the command queues of another commands.shards
+// until each is empty, and deletes them: the unsharded queue of older
+// versions (commands.queue itself) and shards numbered from
+// commands.shards up to MaxCommandShards. At start-up every such queue
+// that exists is drained (its commands may be held, unacknowledged, by a
+// stopping instance and return in a moment); later (nonEmpty) only those
+// holding commands.
+func (q *amqpCommands) drainLeftovers(ctx context.Context, st *commandStore, nonEmpty bool) {
 	names := []string{q.cfg.Queue}
 	for i := q.cfg.Shards; i < config.MaxCommandShards; i++ {
 		names = append(names, shardQueue(q.cfg.Queue, i))
 	}
-	var found []string
 	for _, name := range names {
-		if n, ok := q.depth(ctx, name); ok && n > 0 {
-			found = append(found, name)
+		info, ok := q.inspect(ctx, name)
+		if !ok || nonEmpty && info.Messages == 0 {
+			continue
 		}
+		q.log.Info("draining a command queue of another sharding", "queue", name, "commands", info.Messages)
+		q.consumeQueue(ctx, &shard{queue: name}, st, true)
 	}
-	return found
 }
 
 // depth returns how many messages queue name holds and its consumers
