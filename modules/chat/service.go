@@ -128,6 +128,9 @@ func (s *Service) CreateSession(ctx context.Context, userID string, req CreateSe
 		if n := utf8.RuneCountInString(*req.Title); n < 1 || n > 200 || !utf8.ValidString(*req.Title) {
 			return Session{}, false, invalid("invalid_title", "title must be 1 to 200 characters")
 		}
+		if hasControl(*req.Title) {
+			return Session{}, false, invalid("invalid_title", "title must not contain control characters other than tab, LF and CR")
+		}
 	}
 	typ := TypeGroup
 	if len(members) == 2 && req.Title == nil {
@@ -310,6 +313,9 @@ func (s *Service) validateSend(req SendRequest) error {
 	}
 	if req.Content == "" {
 		return invalid("invalid_content", "content must not be empty")
+	}
+	if hasControl(req.Content) {
+		return invalid("invalid_content", "content must not contain NUL or control characters other than tab, LF and CR")
 	}
 	if len(req.Content) > s.limits.MaxMessageBytes {
 		return &Error{Kind: ErrTooLarge, Code: "content_too_long", Detail: fmt.Sprintf("content is %d bytes, the limit is %d", len(req.Content), s.limits.MaxMessageBytes)}
@@ -498,6 +504,18 @@ func (sess Session) memberIDs() []string {
 		ids[i] = p.UserID
 	}
 	return ids
+}
+
+// hasControl reports whether s holds a C0 control character other than tab,
+// LF and CR. NUL in particular: PostgreSQL text cannot store it, and no
+// client means to send the others.
+func hasControl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 && c != '\t' && c != '\n' && c != '\r' {
+			return true
+		}
+	}
+	return false
 }
 
 func truncate(s string, n int) string {
