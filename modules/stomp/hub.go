@@ -30,7 +30,7 @@ type Options struct {
 	Log        *slog.Logger
 
 	Server         string        // CONNECTED server header; default "chat-service"
-	QueueBytes     int           // byte bound of a connection's outbound queue; default 1 MiB
+	QueueBytes     int           // byte bound of a connection's outbound queue; default limits.outbound_queue_bytes, else 1 MiB
 	ConnectTimeout time.Duration // time allowed before CONNECT; default 10s
 	CallTimeout    time.Duration // bound on each Chat or Commands call; default 10s
 	PartialTimeout time.Duration // time an incomplete frame may sit; default 30s
@@ -59,6 +59,9 @@ func (o *Options) defaults() {
 	}
 	if o.Server == "" {
 		o.Server = "chat-service"
+	}
+	if o.QueueBytes <= 0 {
+		o.QueueBytes = o.Limits.OutboundQueueBytes.Int()
 	}
 	if o.QueueBytes <= 0 {
 		o.QueueBytes = 1 << 20
