@@ -11,6 +11,7 @@ import (
 
 	"github.com/gorilla/mux"
 	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/chat-service/chat/config"
 	"github.com/chat-service/chat/modules/auth"
@@ -34,6 +35,8 @@ type Options struct {
 	Limits   config.Limits
 	Features config.Features
 	Log      *slog.Logger
+
+	Registerer prometheus.Registerer // nil: metrics are kept but not registered
 
 	WriteWait  time.Duration // deadline of every write; default 10s
 	PongWait   time.Duration // read deadline, pushed forward by every message and pong; default 60s
@@ -87,6 +90,9 @@ type Gateway struct {
 	checkOrigin func(*http.Request) bool
 	sockjs      http.Handler
 	closing     atomic.Bool
+	draining    atomic.Bool // /readyz answers 503: the drain has begun
+	adm         *admission
+	sjs         *sockjsSessions
 }
 
 // New returns a Gateway for o.
@@ -95,7 +101,12 @@ func New(o Options) (*Gateway, error) {
 		return nil, errors.New("gateway: Hub and Auth are required")
 	}
 	o.defaults()
-	g := &Gateway{o: o, log: o.Log, checkOrigin: httpserver.CheckOrigin(o.Server.CORS.AllowedOrigins)}
+	adm, err := newAdmission(o)
+	if err != nil {
+		return nil, err
+	}
+	g := &Gateway{o: o, log: o.Log, checkOrigin: httpserver.CheckOrigin(o.Server.CORS.AllowedOrigins), adm: adm,
+		sjs: newSockJSSessions(o.SockJSDisconnect + 5*time.Second)}
 	g.upgrader = &websocket.Upgrader{
 		Subprotocols: Subprotocols,
 		CheckOrigin:  g.checkOrigin,

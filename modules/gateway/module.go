@@ -61,19 +61,20 @@ func NewHub(p HubParams) (*stomp.Hub, error) {
 // Params are what the Gateway needs from the application.
 type Params struct {
 	fx.In
-	Hub      *stomp.Hub
-	Verifier *auth.Verifier
-	Server   config.Server
-	Limits   config.Limits
-	Features config.Features
-	Log      *slog.Logger
+	Hub        *stomp.Hub
+	Verifier   *auth.Verifier
+	Server     config.Server
+	Limits     config.Limits
+	Features   config.Features
+	Registerer prometheus.Registerer `optional:"true"`
+	Log        *slog.Logger
 }
 
 // NewGateway builds the Gateway.
 func NewGateway(p Params) (*Gateway, error) {
 	return New(Options{
 		Hub: p.Hub, Auth: p.Verifier, Server: p.Server, Limits: p.Limits,
-		Features: p.Features, Log: p.Log,
+		Features: p.Features, Log: p.Log, Registerer: p.Registerer,
 	})
 }
 

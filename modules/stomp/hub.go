@@ -129,6 +129,9 @@ type ConnOptions struct {
 	// Transport names the carrier in logs ("websocket", "sockjs").
 	Transport  string
 	RemoteAddr string
+	// OnConnected, when set, is called once, from the reader loop, when
+	// CONNECT succeeds (the gateway's pre-auth count ends there).
+	OnConnected func()
 }
 
 // ErrShuttingDown is returned by Serve once Shutdown has begun.
