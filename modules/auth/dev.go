@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"mime"
 	"net/http"
@@ -134,7 +133,7 @@ func (d *DevIssuer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		problem.Error(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "the body must be application/json")
 		return
 	}
-	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxDevBody))
+	raw, err := httpserver.ReadBody(w, r, maxDevBody, 10*time.Second)
 	if err != nil {
 		if httpserver.IsBodyTooLarge(err) {
 			httpserver.WriteBodyTooLarge(w, maxDevBody)

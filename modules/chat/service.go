@@ -38,7 +38,8 @@ type Service struct {
 	dir     profiles.Directory
 	limits  config.Limits
 	recover int
-	limiter *Limiter
+	limiter *Limiter                       // sends
+	reads   *Limiter                       // history, lists, unread, replays; nil: unlimited
 	members *otter.Cache[string, []string] // session id → participants
 	log     *slog.Logger
 }
@@ -78,6 +79,7 @@ func NewService(d Deps) (*Service, error) {
 	return &Service{
 		store: d.Store, events: d.Events, dir: d.Profiles, limits: d.Limits,
 		recover: d.Recovery.MaxMessages, limiter: NewLimiter(d.Limits.RatePerSecond, d.Limits.Burst),
+		reads:   NewReadLimiter(d.Limits.ReadRatePerSecond, d.Limits.ReadBurst()),
 		members: members, log: d.Log,
 	}, nil
 }
@@ -209,6 +211,9 @@ func (s *Service) Sessions(ctx context.Context, userID string, limit int, cursor
 		}
 		after = &c
 	}
+	if err := s.reads.Allow(userID); err != nil {
+		return nil, "", err
+	}
 	list, more, err := s.store.Sessions(ctx, userID, limit, after)
 	if err != nil {
 		return nil, "", fmt.Errorf("list sessions: %w", err)
@@ -331,6 +336,9 @@ func (s *Service) History(ctx context.Context, userID, sessionID string, q Histo
 	if !ValidSessionID(sessionID) {
 		return nil, false, invalid("invalid_session_id", "session id must be a UUID")
 	}
+	if err := s.reads.Allow(userID); err != nil {
+		return nil, false, err
+	}
 	list, more, err := s.store.Messages(ctx, sessionID, userID, q)
 	if err != nil {
 		return nil, false, s.mapNotFound(fmt.Errorf("history of session %s: %w", sessionID, err))
@@ -340,8 +348,13 @@ func (s *Service) History(ctx context.Context, userID, sessionID string, q Histo
 }
 
 // Replay returns the messages of a session after seq for a recovering
-// subscriber, or resync=true when more than recovery.max_messages are missing.
+// subscriber, or resync=true when more than recovery.max_messages are
+// missing, or when the user's read budget is spent (the client then pages
+// history over REST, where the budget answers 429 with Retry-After).
 func (s *Service) Replay(ctx context.Context, userID, sessionID string, afterSeq int64) ([]Message, bool, error) {
+	if s.reads.Allow(userID) != nil {
+		return nil, true, nil
+	}
 	limit := s.recover
 	list, more, err := s.store.Messages(ctx, sessionID, userID, HistoryQuery{Limit: limit + 1, AfterSeq: &afterSeq})
 	if err != nil {
@@ -374,6 +387,9 @@ func (s *Service) MarkRead(ctx context.Context, userID, sessionID string, seq in
 
 // Unread returns the caller's sessions with unread messages and their total.
 func (s *Service) Unread(ctx context.Context, userID string) ([]UnreadCount, int64, error) {
+	if err := s.reads.Allow(userID); err != nil {
+		return nil, 0, err
+	}
 	list, err := s.store.Unread(ctx, userID)
 	if err != nil {
 		return nil, 0, fmt.Errorf("unread of %s: %w", userID, err)

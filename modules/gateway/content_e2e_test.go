@@ -72,3 +72,57 @@ func TestControlCharactersOverSTOMP(t *testing.T) {
 		}
 	})
 }
+
+// TestSinceSeqPastReadBudget: a since-seq SUBSCRIBE spends the user's read
+// budget; past it the subscription gets one resync event instead of a
+// replay and goes on live, so SUBSCRIBE/UNSUBSCRIBE loops cannot make the
+// database replay history without bound.
+func TestSinceSeqPastReadBudget(t *testing.T) {
+	t.Parallel()
+	cfg := platformtest.Config(t, storetest.NewSQLite(t))
+	cfg.Outbox.PollInterval = 10 * time.Millisecond
+	cfg.Limits.ReadRatePerSecond = 0.5 // burst 1
+	var svc *chat.Service
+	app := platformtest.Start(t, cfg, fx.Populate(&svc))
+	sess, _, err := svc.CreateSession(t.Context(), "alice", chat.CreateSessionRequest{Participants: []string{"bob"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := svc.Send(t.Context(), "alice", chat.SendRequest{SessionID: sess.ID, Content: "one"}); err != nil {
+		t.Fatal(err)
+	}
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(app.URL, "http")+"/ws?access_token="+url.QueryEscape(platformtest.Token(t, "bob")), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := connectOver(t, ws)
+	first, err := c.Subscribe(stomp.TopicSessionPrefix+sess.ID, stompc.AckAuto, stompc.SubscribeOpt.Header("since-seq", "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := eventOf(t, readMsg(t, first).Body); ev.Type != chat.EventMessage || ev.Message.Seq != 1 {
+		t.Fatalf("first replay: %+v", ev)
+	}
+	second, err := c.Subscribe(stomp.TopicSessionPrefix+sess.ID, stompc.AckAuto, stompc.SubscribeOpt.Header("since-seq", "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := eventOf(t, readMsg(t, second).Body); ev.Type != chat.EventResync || ev.FromSeq == nil || *ev.FromSeq != 0 {
+		t.Fatalf("past the budget: %+v, want resync from 0", ev)
+	}
+	// Both subscriptions go on live.
+	if _, _, err := svc.Send(t.Context(), "alice", chat.SendRequest{SessionID: sess.ID, Content: "two"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, sub := range []*stompc.Subscription{first, second} {
+		for { // the resynced one may see seq 1 live too, if the relay was slower than the SUBSCRIBE
+			ev := eventOf(t, readMsg(t, sub).Body)
+			if ev.Type != chat.EventMessage || ev.Message.Seq > 2 {
+				t.Fatalf("live after replay/resync: %+v", ev)
+			}
+			if ev.Message.Seq == 2 {
+				break
+			}
+		}
+	}
+}
