@@ -44,7 +44,7 @@ func TestServesAndStopsOnSIGTERM(t *testing.T) {
 	addr := freeAddr(t)
 	cmd := exec.Command(bin, "-set", "server.addr="+addr, "-set", "log.level=warn")
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "CHAT_SERVER__SHUTDOWN_TIMEOUT=3s")
+	cmd.Env = append(os.Environ(), "CHAT_SERVER__SHUTDOWN_TIMEOUT=3s", "CHAT_SERVER__DRAIN_DELAY=200ms")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {

@@ -140,6 +140,38 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	return g.o.Hub.Shutdown(ctx)
 }
 
+// Drain is the graceful stop (server.drain_delay, server.drain_spread):
+// /readyz answers 503 at once (ReadinessCheck) while everything keeps
+// working for delay, so that the load balancer stops sending new clients;
+// then new connections are refused and every open one gets an ERROR
+// "server shutting down" and is closed, the closes spread over spread;
+// then it waits for the connections' loops until ctx ends.
+func (g *Gateway) Drain(ctx context.Context, delay, spread time.Duration) error {
+	g.draining.Store(true)
+	g.log.Info("draining: /readyz answers 503", "drain_delay", delay, "drain_spread", spread, "connections", g.o.Hub.Connections())
+	if delay > 0 {
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
+	g.closing.Store(true)
+	return g.o.Hub.Drain(ctx, spread)
+}
+
+// ReadinessCheck is the gateway's part of /readyz: failing once a drain
+// has begun.
+func (g *Gateway) ReadinessCheck() httpserver.Check {
+	return httpserver.Check{Name: "gateway", Fn: func(context.Context) error {
+		if g.draining.Load() {
+			return errors.New("shutting down")
+		}
+		return nil
+	}}
+}
+
 // upgradePrincipal authenticates a request by the first place that holds a
 // token: the Authorization header, then (when query is set) access_token.
 // An invalid token there is answered 401 and ok is false; no token at all

@@ -18,19 +18,24 @@ import (
 	"github.com/chat-service/chat/config"
 	"github.com/chat-service/chat/modules/auth"
 	"github.com/chat-service/chat/modules/chat"
+	"github.com/chat-service/chat/modules/httpserver"
 	"github.com/chat-service/chat/modules/messaging"
 	"github.com/chat-service/chat/modules/stomp"
 )
 
 // Module provides the *stomp.Hub (also as messaging.Hub) and the *Gateway,
-// and registers /ws (and SockJS under /ws/) on the shared router. OnStop
-// stops accepting, sends close frames under the stop deadline and waits for
-// the connections' loops.
+// registers /ws (and SockJS under /ws/) on the shared router and adds the
+// gateway's /readyz check. OnStop, the first stop hook of the application
+// (it is registered last), drains: /readyz 503 for server.drain_delay, then
+// an ERROR and a close for every connection spread over server.drain_spread,
+// then it waits for the connections' loops; the HTTP server, the relay and
+// the database stop after it.
 var Module = fx.Module("gateway",
 	fx.Decorate(func(log *slog.Logger) *slog.Logger { return log.With("module", "gateway") }),
 	fx.Provide(
 		fx.Annotate(NewHub, fx.As(fx.Self()), fx.As(new(messaging.Hub))),
 		NewGateway,
+		httpserver.AsCheck(func(g *Gateway) httpserver.Check { return g.ReadinessCheck() }),
 	),
 	fx.Invoke(register),
 )
@@ -78,9 +83,9 @@ func NewGateway(p Params) (*Gateway, error) {
 	})
 }
 
-func register(lc fx.Lifecycle, r *mux.Router, g *Gateway) {
+func register(lc fx.Lifecycle, r *mux.Router, g *Gateway, srv config.Server) {
 	g.Register(r)
 	lc.Append(fx.Hook{
-		OnStop: func(ctx context.Context) error { return g.Shutdown(ctx) },
+		OnStop: func(ctx context.Context) error { return g.Drain(ctx, srv.DrainDelay, srv.DrainSpread) },
 	})
 }

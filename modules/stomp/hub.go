@@ -197,6 +197,43 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	}
 }
 
+// errShuttingDown is the ERROR every connection gets in a drain.
+var errShuttingDown = &ProtocolError{Message: "server shutting down",
+	Detail: "this instance is stopping; reconnect (through the load balancer) and subscribe with since-seq", Code: CloseGoingAway}
+
+// Drain refuses new connections, then gives every open connection an ERROR
+// "server shutting down" after what was already queued for it, and closes
+// it; the closes are spread evenly over spread, so that the clients do not
+// all reconnect at once. It waits for the connections' loops until ctx
+// ends; a ctx that ends during the spread closes the rest at once.
+func (h *Hub) Drain(ctx context.Context, spread time.Duration) error {
+	h.mu.Lock()
+	h.closing = true
+	conns := make([]*conn, 0, len(h.conns))
+	for c := range h.conns {
+		conns = append(conns, c)
+	}
+	h.mu.Unlock()
+	start := time.Now()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for i, c := range conns {
+		if ctx.Err() == nil && spread > 0 {
+			at := start.Add(spread * time.Duration(i) / time.Duration(len(conns)))
+			timer.Reset(time.Until(at))
+			select {
+			case <-timer.C:
+			case <-ctx.Done():
+			}
+		}
+		c.q.closeWith(errorItem(errShuttingDown, ""), false)
+	}
+	if len(conns) > 0 {
+		h.log.Info("stomp connections drained", "connections", len(conns), "spread", spread)
+	}
+	return h.Shutdown(ctx) // waits for the loops; aborts what is left when ctx ends
+}
+
 // Connections is the number of open connections.
 func (h *Hub) Connections() int {
 	h.mu.Lock()
