@@ -28,6 +28,8 @@ type Server struct {
 	CORS            CORS          `koanf:"cors"`
 	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"`
 	TrustedProxies  []string      `koanf:"trusted_proxies"` // CIDRs or addresses whose X-Forwarded-For is believed
+	DrainDelay      time.Duration `koanf:"drain_delay"`     // /readyz is 503 this long before connections close
+	DrainSpread     time.Duration `koanf:"drain_spread"`    // connections are closed spread over this long
 }
 
 // TLS turns on HTTPS/WSS when both files are set.
@@ -61,8 +63,9 @@ type JWT struct {
 
 // Dev configures POST /api/dev/token.
 type Dev struct {
-	Enabled  bool          `koanf:"enabled"`
-	TokenTTL time.Duration `koanf:"token_ttl"`
+	Enabled     bool          `koanf:"enabled"`
+	TokenTTL    time.Duration `koanf:"token_ttl"`
+	AllowUnsafe bool          `koanf:"allow_unsafe"` // dev tokens next to PostgreSQL, RabbitMQ or a non-loopback address
 }
 
 // Storage selects the database.
@@ -138,7 +141,16 @@ type Limits struct {
 	Burst            int           `koanf:"burst"`
 	HeartbeatMin     time.Duration `koanf:"heartbeat_min"`
 	HeartbeatMax     time.Duration `koanf:"heartbeat_max"`
+
+	OutboundQueueBytes ByteSize `koanf:"outbound_queue_bytes"` // per connection, headers counted; SockJS buffers too
+	MaxConnections     int      `koanf:"max_connections"`      // per instance
+	MaxPreauthPerIP    int      `koanf:"max_preauth_per_ip"`   // connections not yet CONNECTed, per client address
+	ConnectRate        float64  `koanf:"connect_rate"`         // new connections per second per instance
+	ReadRatePerSecond  float64  `koanf:"read_rate_per_second"` // per user: history pages, listings, /unread, since-seq replays
 }
+
+// ReadBurst is the per-user read budget's burst: two seconds' worth.
+func (l Limits) ReadBurst() int { return max(1, int(2*l.ReadRatePerSecond)) }
 
 // MaxBodyBytes is the REST body limit: a full message plus room for the envelope.
 func (l Limits) MaxBodyBytes() int64 { return int64(l.MaxMessageBytes) + 16<<10 }

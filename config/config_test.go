@@ -161,3 +161,67 @@ func TestShippedFileDocumentsEveryKey(t *testing.T) {
 		}
 	}
 }
+
+// TestDevTokensOnlyWhenNothingLooksLikeProduction: the shipped file turns
+// dev tokens on and every operator file is layered over it, so a
+// production-like file that does not mention auth.dev must not start.
+func TestDevTokensOnlyWhenNothingLooksLikeProduction(t *testing.T) {
+	const secret = "auth:\n  jwt:\n    hmac_secret: 0123456789abcdef0123456789abcdef\n"
+	pg := "storage:\n  driver: postgres\n  dsn: postgres://u@127.0.0.1:5432/db\n"
+	for _, tc := range []struct {
+		name, yaml string
+		set        []string
+		refused    string // "" means it must load
+	}{
+		{name: "embedded default", yaml: ""},
+		{name: "localhost", yaml: "server:\n  addr: localhost:8080\n"},
+		{name: "ipv6 loopback", yaml: "server:\n  addr: \"[::1]:8080\"\n"},
+		{name: "postgres", yaml: pg, refused: "storage.driver: postgres"},
+		{name: "amqp", yaml: "relay:\n  driver: amqp\n", refused: "relay.driver: amqp"},
+		{name: "all interfaces", yaml: "server:\n  addr: \":8080\"\n", refused: `server.addr: ":8080" is not a loopback address`},
+		{name: "public address", yaml: "server:\n  addr: 0.0.0.0:8080\n", refused: "server.addr"},
+		{name: "allow_unsafe", yaml: pg + "auth:\n  dev:\n    allow_unsafe: true\n"},
+		{name: "dev off", yaml: pg + secret, set: []string{"auth.dev.enabled=false"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := load(t, tc.yaml, nil, tc.set...)
+			switch {
+			case tc.refused == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.refused != "" && err == nil:
+				t.Fatal("started with dev tokens next to production settings")
+			case tc.refused != "" && (!strings.Contains(err.Error(), "auth.dev.enabled") || !strings.Contains(err.Error(), tc.refused)):
+				t.Fatalf("error %q does not name auth.dev.enabled and %q", err, tc.refused)
+			}
+		})
+	}
+}
+
+func TestAudienceRequiredWithPublicKeys(t *testing.T) {
+	key := filepath.Join(t.TempDir(), "k1.pem")
+	if err := os.WriteFile(key, []byte("placeholder"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := "auth:\n  dev:\n    enabled: false\n  jwt:\n    public_keys:\n      k1: " + key + "\n"
+	if _, err := load(t, base, nil); err == nil || !strings.Contains(err.Error(), "auth.jwt.audience: required with public_keys") {
+		t.Fatalf("public_keys without audience: %v", err)
+	}
+	if _, err := load(t, base+"    audience: chat-service\n", nil); err != nil {
+		t.Fatalf("with audience: %v", err)
+	}
+}
+
+func TestByteSizes(t *testing.T) {
+	for in, want := range map[string]ByteSize{"1MiB": 1 << 20, "512KiB": 512 << 10, "2MB": 2_000_000, "65536": 65536} {
+		cfg, err := load(t, "limits:\n  outbound_queue_bytes: "+in+"\n", nil)
+		if err != nil || cfg.Limits.OutboundQueueBytes != want {
+			t.Errorf("%s: %d %v, want %d", in, cfg.Limits.OutboundQueueBytes, err, want)
+		}
+	}
+	if _, err := load(t, "limits:\n  outbound_queue_bytes: lots\n", nil); err == nil || !strings.Contains(err.Error(), "outbound_queue_bytes") {
+		t.Errorf("bad size: %v", err)
+	}
+	if _, err := load(t, "limits:\n  outbound_queue_bytes: 1KiB\n", nil); err == nil || !strings.Contains(err.Error(), "limits.outbound_queue_bytes") {
+		t.Errorf("too small: %v", err)
+	}
+}

@@ -97,6 +97,7 @@ func decode(k *koanf.Koanf, cfg *Config) error {
 		DecoderConfig: &mapstructure.DecoderConfig{
 			DecodeHook: mapstructure.ComposeDecodeHookFunc(
 				mapstructure.StringToTimeDurationHookFunc(),
+				mapstructure.TextUnmarshallerHookFunc(), // ByteSize
 				mapstructure.StringToSliceHookFunc(","),
 			),
 			WeaklyTypedInput: true,

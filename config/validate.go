@@ -38,6 +38,8 @@ func (c Config) Validate() error {
 			v.fail("server.trusted_proxies", "%q is not a CIDR (10.0.0.0/8) or an address (127.0.0.1)", p)
 		}
 	}
+	v.durRange("server.drain_delay", c.Server.DrainDelay, 0, 10*time.Minute)
+	v.durRange("server.drain_spread", c.Server.DrainSpread, 0, 10*time.Minute)
 
 	if c.Auth.JWT.HMACSecret == "" && len(c.Auth.JWT.PublicKeys) == 0 && !c.Auth.Dev.Enabled {
 		v.fail("auth.jwt", "no way to verify tokens: set hmac_secret or public_keys (or auth.dev.enabled for local use)")
@@ -50,6 +52,10 @@ func (c Config) Validate() error {
 	}
 	v.durRange("auth.jwt.leeway", c.Auth.JWT.Leeway, 0, 5*time.Minute)
 	v.durRange("auth.dev.token_ttl", c.Auth.Dev.TokenTTL, time.Second, 30*24*time.Hour)
+	v.devSafety(c)
+	if len(c.Auth.JWT.PublicKeys) > 0 && c.Auth.JWT.Audience == "" {
+		v.fail("auth.jwt.audience", "required with public_keys: tokens the identity provider issues for other services must not open a chat session")
+	}
 
 	v.oneOf("relay.driver", c.Relay.Driver, "memory", "amqp")
 	if c.Relay.Driver == "amqp" {
@@ -90,6 +96,18 @@ func (c Config) Validate() error {
 	v.intRange("limits.burst", l.Burst, 1, 1<<20)
 	v.durRange("limits.heartbeat_min", l.HeartbeatMin, 100*time.Millisecond, time.Hour)
 	v.durRange("limits.heartbeat_max", l.HeartbeatMax, l.HeartbeatMin, time.Hour)
+	v.intRange("limits.outbound_queue_bytes", l.OutboundQueueBytes.Int(), 16<<10, 1<<30)
+	if l.OutboundQueueBytes.Int() < l.MaxFrameBytes {
+		v.fail("limits.outbound_queue_bytes", "must be at least limits.max_frame_bytes (%d), got %d", l.MaxFrameBytes, l.OutboundQueueBytes)
+	}
+	v.intRange("limits.max_connections", l.MaxConnections, 1, 10_000_000)
+	v.intRange("limits.max_preauth_per_ip", l.MaxPreauthPerIP, 1, 1_000_000)
+	if !(l.ConnectRate > 0) {
+		v.fail("limits.connect_rate", "must be > 0, got %v", l.ConnectRate)
+	}
+	if !(l.ReadRatePerSecond > 0) {
+		v.fail("limits.read_rate_per_second", "must be > 0, got %v", l.ReadRatePerSecond)
+	}
 
 	p := c.Profiles
 	if p.Provider == "" {
@@ -108,6 +126,40 @@ func (c Config) Validate() error {
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	v.oneOf("log.format", c.Log.Format, "text", "json")
 	return v.err()
+}
+
+// devSafety refuses the development token issuer next to anything
+// production-like, unless the operator says auth.dev.allow_unsafe: the
+// shipped chat.yaml turns it on and is the base layer of every file, so a
+// production file that forgets auth.dev would otherwise keep it.
+func (v *validator) devSafety(c Config) {
+	if !c.Auth.Dev.Enabled || c.Auth.Dev.AllowUnsafe {
+		return
+	}
+	var why []string
+	if c.Storage.Driver == "postgres" {
+		why = append(why, "storage.driver: postgres")
+	}
+	if c.Relay.Driver == "amqp" {
+		why = append(why, "relay.driver: amqp")
+	}
+	if host, _, err := net.SplitHostPort(c.Server.Addr); err == nil && !loopback(host) {
+		why = append(why, fmt.Sprintf("server.addr: %q is not a loopback address", c.Server.Addr))
+	}
+	if len(why) > 0 {
+		v.fail("auth.dev.enabled", "development tokens (any user id, no password) are refused with %s; set auth.dev.enabled: false for production, or auth.dev.allow_unsafe: true for a shared test setup",
+			strings.Join(why, ", "))
+	}
+}
+
+// loopback reports whether host names only this machine; "" (all
+// interfaces) does not.
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 type validator struct{ problems []string }

@@ -44,7 +44,7 @@ func TestServesAndStopsOnSIGTERM(t *testing.T) {
 	addr := freeAddr(t)
 	cmd := exec.Command(bin, "-set", "server.addr="+addr, "-set", "log.level=warn")
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "CHAT_SERVER__SHUTDOWN_TIMEOUT=3s")
+	cmd.Env = append(os.Environ(), "CHAT_SERVER__SHUTDOWN_TIMEOUT=3s", "CHAT_SERVER__DRAIN_DELAY=200ms")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -100,7 +100,10 @@ func TestBadConfigExitsWithOneLine(t *testing.T) {
 		{"bad enum from the environment", nil, []string{"CHAT_RELAY__DRIVER=kafka"}, `relay.driver: "kafka" is not one of memory, amqp`},
 		{"bad DSN from a flag", []string{"-set", "storage.driver=postgres", "-set", "storage.dsn=mysql://x"}, nil, "storage.dsn"},
 		{"missing explicit file", []string{"-config", "nope.yaml"}, nil, "nope.yaml"},
-		{"unreachable database", []string{"-set", "storage.driver=postgres", "-set", "storage.dsn=postgres://u@127.0.0.1:1/db?connect_timeout=2"}, nil, "storage: connect postgres"},
+		{"unreachable database", []string{"-set", "storage.driver=postgres", "-set", "storage.dsn=postgres://u@127.0.0.1:1/db?connect_timeout=2",
+			"-set", "auth.dev.enabled=false", "-set", "auth.jwt.hmac_secret=0123456789abcdef0123456789abcdef"}, nil, "storage: connect postgres"},
+		{"dev tokens next to postgres", []string{"-set", "storage.driver=postgres", "-set", "storage.dsn=postgres://u@127.0.0.1:1/db"}, nil,
+			"auth.dev.enabled: development tokens (any user id, no password) are refused with storage.driver: postgres"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"mime"
 	"net/http"
@@ -41,7 +40,9 @@ type DevIssuerParams struct {
 }
 
 // DevIssuer mints HS256 tokens for any user id, for local development only.
-// They carry iss and aud when configured, so the Verifier accepts them.
+// They carry iss and aud when configured, the kid DevKID and the claim
+// "dev": true, and are signed with the Verifier's development key, so that
+// they stop verifying as soon as auth.dev is off.
 type DevIssuer struct {
 	secret   []byte
 	ttl      time.Duration
@@ -50,15 +51,15 @@ type DevIssuer struct {
 	now      func() time.Time
 }
 
-// NewDevIssuer builds the issuer from the Verifier's HMAC secret (configured
-// or per-process). It refuses to exist when auth.dev.enabled is false, and
-// logs a loud warning when it does.
+// NewDevIssuer builds the issuer from the Verifier's development key. It
+// refuses to exist when auth.dev.enabled is false, and logs a loud warning
+// when it does.
 func NewDevIssuer(p DevIssuerParams) (*DevIssuer, error) {
 	if !p.Cfg.Dev.Enabled {
 		return nil, errors.New("auth.dev.enabled is false: the development token issuer is off")
 	}
-	if p.Verifier == nil || p.Verifier.hmacSecret == nil {
-		return nil, errors.New("auth.dev: the verifier has no HMAC secret to sign development tokens with")
+	if p.Verifier == nil || p.Verifier.devKey == nil {
+		return nil, errors.New("auth.dev: the verifier has no development key (it was built with auth.dev.enabled false)")
 	}
 	ttl := p.Cfg.Dev.TokenTTL
 	if ttl <= 0 {
@@ -68,14 +69,14 @@ func NewDevIssuer(p DevIssuerParams) (*DevIssuer, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	secretSource := "auth.jwt.hmac_secret"
+	secretSource := "a key derived from auth.jwt.hmac_secret"
 	if p.Cfg.JWT.HMACSecret == "" {
 		secretSource = "a random per-process secret (tokens stop verifying on restart and on other instances)"
 	}
 	log.Warn("DEVELOPMENT TOKEN ISSUER ENABLED: POST "+DevTokenPath+" hands out a valid token for ANY user id; set auth.dev.enabled: false in production",
 		"route", DevTokenPath, "token_ttl", ttl, "signed_with", secretSource)
 	return &DevIssuer{
-		secret:   p.Verifier.hmacSecret,
+		secret:   p.Verifier.devKey,
 		ttl:      ttl,
 		issuer:   p.Verifier.issuer,
 		audience: p.Verifier.audience,
@@ -97,17 +98,19 @@ func (d *DevIssuer) Issue(userID string) (string, time.Time, error) {
 	}
 	now := d.now()
 	exp := jwt.NewNumericDate(now.Add(d.ttl)) // truncated to the second, like every NumericDate
-	rc := jwt.RegisteredClaims{
+	rc := claims{Dev: true, RegisteredClaims: jwt.RegisteredClaims{
 		Subject:   userID,
 		Issuer:    d.issuer,
 		IssuedAt:  jwt.NewNumericDate(now),
 		NotBefore: jwt.NewNumericDate(now),
 		ExpiresAt: exp,
-	}
+	}}
 	if d.audience != "" {
 		rc.Audience = jwt.ClaimStrings{d.audience}
 	}
-	token, err := jwt.NewWithClaims(jwt.SigningMethodHS256, rc).SignedString(d.secret)
+	t := jwt.NewWithClaims(jwt.SigningMethodHS256, rc)
+	t.Header["kid"] = DevKID
+	token, err := t.SignedString(d.secret)
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("sign development token: %w", err)
 	}
@@ -130,7 +133,7 @@ func (d *DevIssuer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		problem.Error(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "the body must be application/json")
 		return
 	}
-	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxDevBody))
+	raw, err := httpserver.ReadBody(w, r, maxDevBody, 10*time.Second)
 	if err != nil {
 		if httpserver.IsBodyTooLarge(err) {
 			httpserver.WriteBodyTooLarge(w, maxDevBody)

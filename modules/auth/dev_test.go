@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -308,4 +309,43 @@ func (b *safeBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// TestDevTokenRefusedOnceDevIsOff: a token the development issuer minted
+// stops verifying when the same deployment runs with auth.dev.enabled
+// false, and a token that carries the dev mark without the development key
+// (signed with the real secret) is refused with dev on or off.
+func TestDevTokenRefusedOnceDevIsOff(t *testing.T) {
+	t.Parallel()
+	on := devConfig(t)
+	r, v := devRouter(t, on)
+	w := postToken(r, "application/json", `{"userId":"alice"}`)
+	var body struct{ Token string }
+	if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil || w.Code != http.StatusOK {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	if _, err := v.Verify(body.Token); err != nil {
+		t.Fatalf("dev on: %v", err)
+	}
+	again := newTestVerifier(t, on) // another instance of the same setup agrees
+	if _, err := again.Verify(body.Token); err != nil {
+		t.Fatalf("dev on, second verifier: %v", err)
+	}
+	off := on
+	off.Dev.Enabled = false
+	offV := newTestVerifier(t, off)
+	if _, err := offV.Verify(body.Token); !errors.Is(err, ErrDevToken) {
+		t.Fatalf("dev off accepted the dev token or failed otherwise: %v", err)
+	}
+	marked := sign(t, jwt.SigningMethodHS256, []byte(testSecret), "", with(validClaims("alice"), jwt.MapClaims{"dev": true}))
+	for name, verifier := range map[string]*Verifier{"dev on": v, "dev off": offV} {
+		if _, err := verifier.Verify(marked); !errors.Is(err, ErrDevToken) {
+			t.Errorf("%s: a dev-marked token signed with hmac_secret: %v", name, err)
+		}
+	}
+	// The real secret's own tokens keep working either way.
+	plain := sign(t, jwt.SigningMethodHS256, []byte(testSecret), "", validClaims("alice"))
+	if _, err := offV.Verify(plain); err != nil {
+		t.Fatalf("dev off refuses a normal token: %v", err)
+	}
 }

@@ -4,10 +4,11 @@
 // POST /api/dev/token.
 //
 // Which key checks a token:
+//  0. the `kid` DevKID selects the development key, which exists only while
+//     auth.dev.enabled (and only that key accepts a token marked "dev");
 //  1. a `kid` header naming a key in auth.jwt.public_keys selects that key,
 //     and only its algorithm (RSA key: RS256; EC P-256 key: ES256);
-//  2. otherwise an HS256 token is checked with auth.jwt.hmac_secret (or,
-//     when that is empty and auth.dev.enabled, a random per-process secret);
+//  2. otherwise an HS256 token is checked with auth.jwt.hmac_secret;
 //  3. anything else is rejected (unknown kid, RS256/ES256 without kid, alg none).
 //
 // Every path pins its algorithm, so an HS256 token "signed" with a public

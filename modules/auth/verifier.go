@@ -3,8 +3,10 @@ package auth
 import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -27,7 +29,15 @@ var (
 	ErrInvalidToken = errors.New("invalid token")
 	// ErrUnknownKID is a `kid` header naming no configured key.
 	ErrUnknownKID = errors.New("unknown kid")
+	// ErrDevToken is a development token presented while auth.dev is off,
+	// or one not signed by the development key.
+	ErrDevToken = errors.New("development token refused")
 )
+
+// DevKID is the `kid` header of development tokens. They are HS256 tokens
+// signed with a key of their own (not auth.jwt.hmac_secret) and carry the
+// claim "dev": true, so that a verifier with auth.dev off refuses them.
+const DevKID = "chat-dev"
 
 const (
 	// minHMACSecret matches config's rule for auth.jwt.hmac_secret.
@@ -46,8 +56,10 @@ type VerifierParams struct {
 
 // Verifier checks client JWTs. It is safe for concurrent use.
 type Verifier struct {
-	hmacSecret []byte                     // configured, or random per process for dev tokens
+	hmacSecret []byte                     // auth.jwt.hmac_secret; nil when unset
 	hmacParser *jwt.Parser                // HS256 only
+	devKey     []byte                     // signs development tokens; nil unless auth.dev.enabled
+	devParser  *jwt.Parser                // HS256 only
 	keys       map[string]verificationKey // kid -> public key
 	issuer     string
 	audience   string
@@ -64,22 +76,30 @@ type verificationKey struct {
 // NewVerifier loads auth.jwt: the HMAC secret and the PEM public keys. A
 // missing or unusable key file is an error naming auth.jwt.public_keys.<kid>.
 // With auth.dev.enabled and no hmac_secret, a random per-process secret is
-// made for the dev issuer (its tokens die with the process).
+// made for the dev issuer (its tokens die with the process). With
+// auth.dev.enabled, development tokens are checked with a key of their own:
+// derived from hmac_secret (so every instance of a shared test setup agrees),
+// or random per process when there is none.
 func NewVerifier(p VerifierParams) (*Verifier, error) {
 	jc := p.Cfg.JWT
 	v := &Verifier{keys: make(map[string]verificationKey, len(jc.PublicKeys)), issuer: jc.Issuer, audience: jc.Audience, leeway: jc.Leeway}
-	switch {
-	case jc.HMACSecret != "":
+	if jc.HMACSecret != "" {
 		if len(jc.HMACSecret) < minHMACSecret {
 			return nil, fmt.Errorf("auth.jwt.hmac_secret: must be at least %d bytes, got %d", minHMACSecret, len(jc.HMACSecret))
 		}
 		v.hmacSecret = []byte(jc.HMACSecret)
-	case p.Cfg.Dev.Enabled:
-		v.hmacSecret = make([]byte, 32)
-		_, _ = rand.Read(v.hmacSecret) // crypto/rand.Read never returns an error (it aborts the process instead)
-	}
-	if v.hmacSecret != nil {
 		v.hmacParser = v.newParser(jwt.SigningMethodHS256.Alg())
+	}
+	if p.Cfg.Dev.Enabled {
+		if v.hmacSecret != nil {
+			mac := hmac.New(sha256.New, v.hmacSecret)
+			mac.Write([]byte("chat-service development token key v1"))
+			v.devKey = mac.Sum(nil)
+		} else {
+			v.devKey = make([]byte, 32)
+			_, _ = rand.Read(v.devKey) // crypto/rand.Read never returns an error (it aborts the process instead)
+		}
+		v.devParser = v.newParser(jwt.SigningMethodHS256.Alg())
 	}
 
 	kids := make([]string, 0, len(jc.PublicKeys))
@@ -97,7 +117,7 @@ func NewVerifier(p VerifierParams) (*Verifier, error) {
 		}
 		v.keys[kid] = verificationKey{key: key, alg: alg, parser: v.newParser(alg)}
 	}
-	if v.hmacSecret == nil && len(v.keys) == 0 {
+	if v.hmacSecret == nil && len(v.keys) == 0 && v.devKey == nil {
 		return nil, errors.New("auth.jwt: no way to verify tokens: set hmac_secret or public_keys (or auth.dev.enabled for local use)")
 	}
 	return v, nil
@@ -166,9 +186,11 @@ func loadPublicKey(path string) (any, string, error) {
 	}
 }
 
-// claims are the registered claims this service reads.
+// claims are the registered claims this service reads, and the mark of a
+// development token.
 type claims struct {
 	jwt.RegisteredClaims
+	Dev bool `json:"dev,omitempty"`
 }
 
 // Verify checks token's signature, exp (required) and nbf/iat with
@@ -181,7 +203,7 @@ func (v *Verifier) Verify(token string) (Principal, error) {
 	if len(token) > maxTokenBytes {
 		return Principal{}, fmt.Errorf("%w: token longer than %d bytes", ErrInvalidToken, maxTokenBytes)
 	}
-	parser, key, err := v.selectKey(token)
+	parser, key, dev, err := v.selectKey(token)
 	if err != nil {
 		return Principal{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
@@ -190,6 +212,8 @@ func (v *Verifier) Verify(token string) (Principal, error) {
 		return Principal{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
 	switch {
+	case c.Dev != dev: // a dev mark outside the dev key, or the dev key without the mark
+		return Principal{}, fmt.Errorf("%w: %w", ErrInvalidToken, ErrDevToken)
 	case c.Subject == "":
 		return Principal{}, fmt.Errorf("%w: no sub claim", ErrInvalidToken)
 	case !ValidUserID(c.Subject):
@@ -199,28 +223,35 @@ func (v *Verifier) Verify(token string) (Principal, error) {
 }
 
 // selectKey reads the unverified header and picks the parser and key that
-// may check the token (see the package comment).
-func (v *Verifier) selectKey(token string) (*jwt.Parser, any, error) {
+// may check the token (see the package comment); dev is true for the
+// development key.
+func (v *Verifier) selectKey(token string) (parser *jwt.Parser, key any, dev bool, err error) {
 	unverified, _, err := jwt.NewParser().ParseUnverified(token, jwt.MapClaims{})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	kid, ok := unverified.Header["kid"].(string)
 	if _, present := unverified.Header["kid"]; present && !ok {
-		return nil, nil, fmt.Errorf("%w: kid header is not a string", jwt.ErrTokenMalformed)
+		return nil, nil, false, fmt.Errorf("%w: kid header is not a string", jwt.ErrTokenMalformed)
+	}
+	if kid == DevKID {
+		if v.devKey == nil {
+			return nil, nil, false, fmt.Errorf("%w: auth.dev is off", ErrDevToken)
+		}
+		return v.devParser, v.devKey, true, nil
 	}
 	if k, ok := v.keys[kid]; ok && kid != "" {
-		return k.parser, k.key, nil
+		return k.parser, k.key, false, nil
 	}
 	alg, _ := unverified.Header["alg"].(string)
 	if alg == jwt.SigningMethodHS256.Alg() && v.hmacParser != nil {
-		return v.hmacParser, v.hmacSecret, nil
+		return v.hmacParser, v.hmacSecret, false, nil
 	}
 	if kid != "" {
-		return nil, nil, fmt.Errorf("%w %q", ErrUnknownKID, kid)
+		return nil, nil, false, fmt.Errorf("%w %q", ErrUnknownKID, kid)
 	}
 	if alg == "" || strings.EqualFold(alg, "none") {
-		return nil, nil, fmt.Errorf("%w: alg %q is never accepted", jwt.ErrTokenUnverifiable, alg)
+		return nil, nil, false, fmt.Errorf("%w: alg %q is never accepted", jwt.ErrTokenUnverifiable, alg)
 	}
-	return nil, nil, fmt.Errorf("%w: no key for alg %q without a kid header", jwt.ErrTokenUnverifiable, alg)
+	return nil, nil, false, fmt.Errorf("%w: no key for alg %q without a kid header", jwt.ErrTokenUnverifiable, alg)
 }

@@ -12,8 +12,9 @@ import (
 // (limits.rate_per_second, limits.burst). Idle users' buckets are dropped
 // by a sweep so the map does not grow with every user ever seen.
 type Limiter struct {
-	rate  rate.Limit
-	burst int
+	rate   rate.Limit
+	burst  int
+	detail string // the rate_limited problem's detail
 
 	mu      sync.Mutex
 	buckets map[string]*bucket
@@ -34,12 +35,27 @@ func (l *Limiter) idleAfter() time.Duration {
 
 // NewLimiter makes a limiter of perSecond sends with a burst.
 func NewLimiter(perSecond float64, burst int) *Limiter {
-	return &Limiter{rate: rate.Limit(perSecond), burst: burst, buckets: map[string]*bucket{}, swept: time.Now()}
+	return &Limiter{rate: rate.Limit(perSecond), burst: burst, detail: "too many messages; slow down", buckets: map[string]*bucket{}, swept: time.Now()}
+}
+
+// NewReadLimiter makes the per-user read budget (limits.read_rate_per_second):
+// history pages, session lists, /unread and since-seq replays. A rate <= 0
+// means no budget (nil), which Allow accepts.
+func NewReadLimiter(perSecond float64, burst int) *Limiter {
+	if perSecond <= 0 {
+		return nil
+	}
+	l := NewLimiter(perSecond, burst)
+	l.detail = "too many reads; slow down"
+	return l
 }
 
 // Allow spends one token of userID's budget, or returns a rate_limited
 // error carrying how long until a token is available.
 func (l *Limiter) Allow(userID string) error {
+	if l == nil {
+		return nil
+	}
 	now := time.Now()
 	l.mu.Lock()
 	b, ok := l.buckets[userID]
@@ -65,5 +81,5 @@ func (l *Limiter) Allow(userID string) error {
 	}
 	r.CancelAt(now)
 	secs := int(math.Ceil(delay.Seconds()))
-	return &Error{Kind: ErrRateLimited, Code: "rate_limited", Detail: "too many messages; slow down", RetryAfter: time.Duration(secs) * time.Second}
+	return &Error{Kind: ErrRateLimited, Code: "rate_limited", Detail: l.detail, RetryAfter: time.Duration(secs) * time.Second}
 }

@@ -258,6 +258,9 @@ func (s *Service) validateSend(req SendRequest) error {
 	if req.Content == "" {
 		return invalid("invalid_content", "content must not be empty")
 	}
+	if hasControl(req.Content) {
+		return invalid("invalid_content", "content must not contain NUL or control characters other than tab, LF and CR")
+	}
 	if len(req.Content) > s.limits.MaxMessageBytes {
 		return &Error{Kind: ErrTooLarge, Code: "content_too_long", Detail: fmt.Sprintf("content is %d bytes, the limit is %d", len(req.Content), s.limits.MaxMessageBytes)}
 	}

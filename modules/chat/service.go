@@ -38,7 +38,8 @@ type Service struct {
 	dir     profiles.Directory
 	limits  config.Limits
 	recover int
-	limiter *Limiter
+	limiter *Limiter                       // sends
+	reads   *Limiter                       // history, lists, unread, replays; nil: unlimited
 	members *otter.Cache[string, []string] // session id → participants
 	log     *slog.Logger
 	// sends batches concurrent sends into shared transactions
@@ -87,6 +88,7 @@ func NewService(d Deps) (*Service, error) {
 	s := &Service{
 		store: d.Store, events: d.Events, dir: d.Profiles, limits: d.Limits,
 		recover: d.Recovery.MaxMessages, limiter: NewLimiter(d.Limits.RatePerSecond, d.Limits.Burst),
+		reads:   NewReadLimiter(d.Limits.ReadRatePerSecond, d.Limits.ReadBurst()),
 		members: members, log: d.Log, maxBatch: max(d.GroupCommit.MaxBatch, 1),
 	}
 	if d.GroupCommit.Enabled() {
@@ -151,6 +153,9 @@ func (s *Service) CreateSession(ctx context.Context, userID string, req CreateSe
 	if req.Title != nil {
 		if n := utf8.RuneCountInString(*req.Title); n < 1 || n > 200 || !utf8.ValidString(*req.Title) {
 			return Session{}, false, invalid("invalid_title", "title must be 1 to 200 characters")
+		}
+		if hasControl(*req.Title) {
+			return Session{}, false, invalid("invalid_title", "title must not contain control characters other than tab, LF and CR")
 		}
 	}
 	typ := TypeGroup
@@ -230,6 +235,9 @@ func (s *Service) Sessions(ctx context.Context, userID string, limit int, cursor
 		}
 		after = &c
 	}
+	if err := s.reads.Allow(userID); err != nil {
+		return nil, "", err
+	}
 	list, more, err := s.store.Sessions(ctx, userID, limit, after)
 	if err != nil {
 		return nil, "", fmt.Errorf("list sessions: %w", err)
@@ -252,6 +260,9 @@ func (s *Service) History(ctx context.Context, userID, sessionID string, q Histo
 	if !ValidSessionID(sessionID) {
 		return nil, false, invalid("invalid_session_id", "session id must be a UUID")
 	}
+	if err := s.reads.Allow(userID); err != nil {
+		return nil, false, err
+	}
 	list, more, err := s.store.Messages(ctx, sessionID, userID, q)
 	if err != nil {
 		return nil, false, s.mapNotFound(fmt.Errorf("history of session %s: %w", sessionID, err))
@@ -261,8 +272,13 @@ func (s *Service) History(ctx context.Context, userID, sessionID string, q Histo
 }
 
 // Replay returns the messages of a session after seq for a recovering
-// subscriber, or resync=true when more than recovery.max_messages are missing.
+// subscriber, or resync=true when more than recovery.max_messages are
+// missing, or when the user's read budget is spent (the client then pages
+// history over REST, where the budget answers 429 with Retry-After).
 func (s *Service) Replay(ctx context.Context, userID, sessionID string, afterSeq int64) ([]Message, bool, error) {
+	if s.reads.Allow(userID) != nil {
+		return nil, true, nil
+	}
 	limit := s.recover
 	list, more, err := s.store.Messages(ctx, sessionID, userID, HistoryQuery{Limit: limit + 1, AfterSeq: &afterSeq})
 	if err != nil {
@@ -295,6 +311,9 @@ func (s *Service) MarkRead(ctx context.Context, userID, sessionID string, seq in
 
 // Unread returns the caller's sessions with unread messages and their total.
 func (s *Service) Unread(ctx context.Context, userID string) ([]UnreadCount, int64, error) {
+	if err := s.reads.Allow(userID); err != nil {
+		return nil, 0, err
+	}
 	list, err := s.store.Unread(ctx, userID)
 	if err != nil {
 		return nil, 0, fmt.Errorf("unread of %s: %w", userID, err)
@@ -425,6 +444,18 @@ func (sess Session) memberIDs() []string {
 		ids[i] = p.UserID
 	}
 	return ids
+}
+
+// hasControl reports whether s holds a C0 control character other than tab,
+// LF and CR. NUL in particular: PostgreSQL text cannot store it, and no
+// client means to send the others.
+func hasControl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 && c != '\t' && c != '\n' && c != '\r' {
+			return true
+		}
+	}
+	return false
 }
 
 func truncate(s string, n int) string {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gorilla/mux"
 	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/chat-service/chat/config"
 	"github.com/chat-service/chat/modules/auth"
@@ -34,6 +35,8 @@ type Options struct {
 	Limits   config.Limits
 	Features config.Features
 	Log      *slog.Logger
+
+	Registerer prometheus.Registerer // nil: metrics are kept but not registered
 
 	WriteWait  time.Duration // deadline of every write; default 10s
 	PongWait   time.Duration // read deadline, pushed forward by every message and pong; default 60s
@@ -87,6 +90,9 @@ type Gateway struct {
 	checkOrigin func(*http.Request) bool
 	sockjs      http.Handler
 	closing     atomic.Bool
+	draining    atomic.Bool // /readyz answers 503: the drain has begun
+	adm         *admission
+	sjs         *sockjsSessions
 }
 
 // New returns a Gateway for o.
@@ -95,7 +101,12 @@ func New(o Options) (*Gateway, error) {
 		return nil, errors.New("gateway: Hub and Auth are required")
 	}
 	o.defaults()
-	g := &Gateway{o: o, log: o.Log, checkOrigin: httpserver.CheckOrigin(o.Server.CORS.AllowedOrigins)}
+	adm, err := newAdmission(o)
+	if err != nil {
+		return nil, err
+	}
+	g := &Gateway{o: o, log: o.Log, checkOrigin: httpserver.CheckOrigin(o.Server.CORS.AllowedOrigins), adm: adm,
+		sjs: newSockJSSessions(o.SockJSDisconnect + 5*time.Second)}
 	g.upgrader = &websocket.Upgrader{
 		Subprotocols: Subprotocols,
 		CheckOrigin:  g.checkOrigin,
@@ -127,6 +138,38 @@ func (g *Gateway) Register(r *mux.Router) {
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.closing.Store(true)
 	return g.o.Hub.Shutdown(ctx)
+}
+
+// Drain is the graceful stop (server.drain_delay, server.drain_spread):
+// /readyz answers 503 at once (ReadinessCheck) while everything keeps
+// working for delay, so that the load balancer stops sending new clients;
+// then new connections are refused and every open one gets an ERROR
+// "server shutting down" and is closed, the closes spread over spread;
+// then it waits for the connections' loops until ctx ends.
+func (g *Gateway) Drain(ctx context.Context, delay, spread time.Duration) error {
+	g.draining.Store(true)
+	g.log.Info("draining: /readyz answers 503", "drain_delay", delay, "drain_spread", spread, "connections", g.o.Hub.Connections())
+	if delay > 0 {
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
+	g.closing.Store(true)
+	return g.o.Hub.Drain(ctx, spread)
+}
+
+// ReadinessCheck is the gateway's part of /readyz: failing once a drain
+// has begun.
+func (g *Gateway) ReadinessCheck() httpserver.Check {
+	return httpserver.Check{Name: "gateway", Fn: func(context.Context) error {
+		if g.draining.Load() {
+			return errors.New("shutting down")
+		}
+		return nil
+	}}
 }
 
 // upgradePrincipal authenticates a request by the first place that holds a

@@ -61,7 +61,7 @@ func newServer(t *testing.T, tw tweak) *server {
 		t.Fatal(err)
 	}
 	b.SetHub(hub)
-	gop := gateway.Options{Hub: hub, Auth: v, Limits: so.Limits, Features: so.Features}
+	gop := gateway.Options{Hub: hub, Auth: v, Limits: so.Limits, Features: so.Features, Registerer: reg}
 	if tw.gw != nil {
 		tw.gw(&gop)
 	}

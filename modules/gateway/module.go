@@ -18,19 +18,24 @@ import (
 	"github.com/chat-service/chat/config"
 	"github.com/chat-service/chat/modules/auth"
 	"github.com/chat-service/chat/modules/chat"
+	"github.com/chat-service/chat/modules/httpserver"
 	"github.com/chat-service/chat/modules/messaging"
 	"github.com/chat-service/chat/modules/stomp"
 )
 
 // Module provides the *stomp.Hub (also as messaging.Hub) and the *Gateway,
-// and registers /ws (and SockJS under /ws/) on the shared router. OnStop
-// stops accepting, sends close frames under the stop deadline and waits for
-// the connections' loops.
+// registers /ws (and SockJS under /ws/) on the shared router and adds the
+// gateway's /readyz check. OnStop, the first stop hook of the application
+// (it is registered last), drains: /readyz 503 for server.drain_delay, then
+// an ERROR and a close for every connection spread over server.drain_spread,
+// then it waits for the connections' loops; the HTTP server, the relay and
+// the database stop after it.
 var Module = fx.Module("gateway",
 	fx.Decorate(func(log *slog.Logger) *slog.Logger { return log.With("module", "gateway") }),
 	fx.Provide(
 		fx.Annotate(NewHub, fx.As(fx.Self()), fx.As(new(messaging.Hub))),
 		NewGateway,
+		httpserver.AsCheck(func(g *Gateway) httpserver.Check { return g.ReadinessCheck() }),
 	),
 	fx.Invoke(register),
 )
@@ -61,25 +66,26 @@ func NewHub(p HubParams) (*stomp.Hub, error) {
 // Params are what the Gateway needs from the application.
 type Params struct {
 	fx.In
-	Hub      *stomp.Hub
-	Verifier *auth.Verifier
-	Server   config.Server
-	Limits   config.Limits
-	Features config.Features
-	Log      *slog.Logger
+	Hub        *stomp.Hub
+	Verifier   *auth.Verifier
+	Server     config.Server
+	Limits     config.Limits
+	Features   config.Features
+	Registerer prometheus.Registerer `optional:"true"`
+	Log        *slog.Logger
 }
 
 // NewGateway builds the Gateway.
 func NewGateway(p Params) (*Gateway, error) {
 	return New(Options{
 		Hub: p.Hub, Auth: p.Verifier, Server: p.Server, Limits: p.Limits,
-		Features: p.Features, Log: p.Log,
+		Features: p.Features, Log: p.Log, Registerer: p.Registerer,
 	})
 }
 
-func register(lc fx.Lifecycle, r *mux.Router, g *Gateway) {
+func register(lc fx.Lifecycle, r *mux.Router, g *Gateway, srv config.Server) {
 	g.Register(r)
 	lc.Append(fx.Hook{
-		OnStop: func(ctx context.Context) error { return g.Shutdown(ctx) },
+		OnStop: func(ctx context.Context) error { return g.Drain(ctx, srv.DrainDelay, srv.DrainSpread) },
 	})
 }

@@ -5,27 +5,54 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
+	"os"
 	"regexp"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/igm/sockjs-go/v3/sockjs"
 
+	"github.com/chat-service/chat/modules/httpserver"
 	"github.com/chat-service/chat/modules/problem"
 	"github.com/chat-service/chat/modules/stomp"
 )
 
 // SockJS at base URL /ws. The HTTP transports (xhr-streaming, xhr-polling
 // and the others sockjs-client may pick) are igm/sockjs-go's, behind a
-// wrapper that authenticates access_token, bounds request bodies and puts a
-// deadline on every response write. The websocket transport
-// (/ws/{server}/{session}/websocket) is served here instead, so that it has
-// the same read limit, deadlines and origin check as /ws.
+// wrapper that authenticates access_token, binds each session to its user,
+// bounds request bodies and puts a deadline on every response write. The
+// websocket transport (/ws/{server}/{session}/websocket) is served here
+// instead, so that it has the same read limit, deadlines and origin check
+// as /ws.
+//
+// A SockJS session id is all that ties the HTTP requests of one session
+// together, so it is treated as a credential of its user: every request
+// naming a session must carry access_token (sockjs-client copies the base
+// URL's query onto every transport URL) for the user who opened it, or is
+// refused before sockjs-go sees it; ids shorter than 16 characters are
+// refused; the id never reaches the access log.
 
-var sockjsWebsocketPath = regexp.MustCompile(`^/ws/[^/.]+/[^/.]+/websocket$`)
+// sockjsSessionPath matches /ws/{server}/{session}/{transport}.
+var sockjsSessionPath = regexp.MustCompile(`^/ws/([^/.]+)/([^/.]+)/([a-z_]+)$`)
+
+// sockjsIframePath is sockjs-go's iframe page, which loads the SockJS
+// client from a CDN: not served (only iframe-based fallbacks for browsers
+// without CORS would use it).
+var sockjsIframePath = regexp.MustCompile(`^/ws/iframe[0-9-.a-z_]*\.html$`)
+
+// Lengths a SockJS session id may have: long enough not to be guessed.
+const (
+	minSockJSSessionID = 16
+	maxSockJSSessionID = 128
+)
+
+// sockjsBodyTimeout bounds reading an xhr_send body.
+const sockjsBodyTimeout = 10 * time.Second
 
 func (g *Gateway) newSockJS() http.Handler {
 	opts := sockjs.DefaultOptions
@@ -33,6 +60,7 @@ func (g *Gateway) newSockJS() http.Handler {
 	opts.HeartbeatDelay = g.o.SockJSHeartbeat
 	opts.DisconnectDelay = g.o.SockJSDisconnect
 	opts.JSessionID = nil
+	opts.SockJSURL = "" // the iframe page is not served (sockjsIframePath)
 	// CORS is the httpserver middleware's job (server.cors.allowed_origins);
 	// sockjs-go adds no headers of its own.
 	opts.CheckOrigin = func(*http.Request) bool { return false }
@@ -42,39 +70,118 @@ func (g *Gateway) newSockJS() http.Handler {
 			problem.Error(w, http.StatusServiceUnavailable, "unavailable", "the server is shutting down")
 			return
 		}
-		// A token in access_token is checked on every request, so a bad one
-		// is refused with 401 before any session exists.
+		if m := sockjsSessionPath.FindStringSubmatch(r.URL.Path); m != nil {
+			httpserver.SetLogPath(r.Context(), "/ws/"+m[1]+"/{session}/"+m[3])
+			g.serveSockJSRequest(h, w, r, m[2], m[3])
+			return
+		}
+		if sockjsIframePath.MatchString(r.URL.Path) {
+			problem.Error(w, http.StatusNotFound, "not_found", "no such route")
+			return
+		}
+		// /ws/info and the welcome page: a token, when given, is checked
+		// so that a bad one is refused with 401 before any session exists.
 		if _, ok := g.upgradePrincipal(w, r, false); !ok {
 			return
 		}
-		if sockjsWebsocketPath.MatchString(r.URL.Path) {
-			g.serveSockJSWebsocket(w, r)
+		h.ServeHTTP(w, r)
+	})
+}
+
+// serveSockJSRequest serves one request of session sid: kind is the
+// transport segment (xhr, xhr_send, websocket, ...).
+func (g *Gateway) serveSockJSRequest(h http.Handler, w http.ResponseWriter, r *http.Request, sid, kind string) {
+	if r.Method == http.MethodOptions { // sockjs-go's CORS answer; it touches no session
+		h.ServeHTTP(w, r)
+		return
+	}
+	if kind == "websocket" && !g.checkOrigin(r) {
+		problem.Error(w, http.StatusForbidden, "origin_not_allowed", "the Origin is not in server.cors.allowed_origins")
+		return
+	}
+	principal, ok := g.upgradePrincipal(w, r, false)
+	if !ok {
+		return
+	}
+	if principal == nil {
+		unauthorized(w, "SockJS requests need the token in access_token on the SockJS URL")
+		return
+	}
+	if len(sid) < minSockJSSessionID || len(sid) > maxSockJSSessionID {
+		problem.Error(w, http.StatusBadRequest, "invalid_session_id",
+			"a SockJS session id must be 16 to 128 characters (sockjs-client: new SockJS(url, null, {sessionId: 16}))")
+		return
+	}
+	switch kind {
+	case "websocket":
+		g.serveSockJSWebsocket(w, r, principal)
+	case "xhr_send", "jsonp_send":
+		b := g.sjs.lookup(sid)
+		if b == nil {
+			problem.Error(w, http.StatusNotFound, "not_found", "no such SockJS session")
 			return
 		}
-		if r.Method == http.MethodPost {
-			limit := g.o.readLimit() * 2 // JSON-quoted frames
-			if r.ContentLength > limit {
-				problem.Error(w, http.StatusRequestEntityTooLarge, "payload_too_large", "SockJS message over the frame limit")
-				return
-			}
-			r.Body = http.MaxBytesReader(w, r.Body, limit)
+		if b.user != principal.UserID {
+			g.log.Info("sockjs request refused: session of another user", "remote_addr", r.RemoteAddr)
+			problem.Error(w, http.StatusForbidden, "forbidden", "the SockJS session belongs to another user")
+			return
 		}
-		h.ServeHTTP(&deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), wait: g.o.WriteWait}, r)
-	})
+		body, ok := readBody(w, r, 2*g.o.readLimit(), sockjsBodyTimeout) // JSON-quoted frames
+		if !ok {
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		h.ServeHTTP(w, r)
+	case "xhr", "xhr_streaming", "eventsource", "htmlfile", "jsonp":
+		b, refused := g.sjs.claim(sid, principal.UserID, func() (*ticket, *refusal) { return g.adm.take(clientIP(r.RemoteAddr)) })
+		if refused != nil {
+			refused.write(w)
+			return
+		}
+		if b == nil {
+			g.log.Info("sockjs request refused: session of another user", "remote_addr", r.RemoteAddr)
+			problem.Error(w, http.StatusForbidden, "forbidden", "the SockJS session belongs to another user")
+			return
+		}
+		h.ServeHTTP(&deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), wait: g.o.WriteWait, b: b}, r)
+	default:
+		h.ServeHTTP(w, r) // sockjs-go answers 404 or 405
+	}
+}
+
+// readBody reads a request body of at most limit bytes within timeout
+// and answers the client itself when it cannot (413, 400, 408).
+func readBody(w http.ResponseWriter, r *http.Request, limit int64, timeout time.Duration) ([]byte, bool) {
+	body, err := httpserver.ReadBody(w, r, limit, timeout)
+	switch {
+	case err == nil:
+		return body, true
+	case httpserver.IsBodyTooLarge(err):
+		problem.Error(w, http.StatusRequestEntityTooLarge, "payload_too_large", "SockJS message over the frame limit")
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		problem.Error(w, http.StatusRequestTimeout, "request_timeout", "the request body did not arrive in time")
+	default:
+		problem.Error(w, http.StatusBadRequest, "invalid_json", "the body could not be read")
+	}
+	return nil, false
 }
 
 // deadlineWriter puts a write deadline on every write of a SockJS HTTP
 // response, so that a client that stops reading an xhr-streaming response
-// cannot block the connection's writer for ever.
+// cannot block the connection's writer for ever; and it counts what the
+// response carries off the session's backlog.
 type deadlineWriter struct {
 	http.ResponseWriter
 	rc   *http.ResponseController
 	wait time.Duration
+	b    *sockjsBinding
 }
 
 func (d *deadlineWriter) Write(p []byte) (int, error) {
 	_ = d.rc.SetWriteDeadline(time.Now().Add(d.wait)) // unsupported only by test recorders; then writes have no deadline
-	return d.ResponseWriter.Write(p)
+	n, err := d.ResponseWriter.Write(p)
+	d.b.drained(n)
+	return n, err
 }
 
 func (d *deadlineWriter) Flush() {
@@ -84,22 +191,143 @@ func (d *deadlineWriter) Flush() {
 
 func (d *deadlineWriter) Unwrap() http.ResponseWriter { return d.ResponseWriter }
 
-// serveSockJSSession runs a STOMP connection over an HTTP-transport SockJS session.
-func (g *Gateway) serveSockJSSession(s sockjs.Session) {
-	var principal *stomp.Principal
-	if q := s.Request().URL.Query(); q.Has("access_token") {
-		p, err := g.o.Auth.Verify(q.Get("access_token"))
-		if err != nil { // checked on the request already; it expired in between
-			_ = s.Close(4008, "unauthorized") // the session ends either way
+// sockjsSessions binds SockJS session ids to their users.
+type sockjsSessions struct {
+	linger time.Duration // how long an unused binding outlives its session
+
+	mu sync.Mutex
+	m  map[string]*sockjsBinding
+}
+
+// sockjsBinding is one session id's owner and what its transport holds.
+type sockjsBinding struct {
+	user    string
+	refs    int     // STOMP connections running on the session (guarded by sockjsSessions.mu)
+	pending *ticket // admission taken by the request that creates the session (guarded likewise)
+	backlog atomic.Int64
+}
+
+func newSockJSSessions(linger time.Duration) *sockjsSessions {
+	return &sockjsSessions{linger: linger, m: make(map[string]*sockjsBinding)}
+}
+
+func (s *sockjsSessions) lookup(sid string) *sockjsBinding {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.m[sid]
+}
+
+// claim binds sid to user unless it is bound to another user (nil, nil).
+// When no connection runs on the session yet, the request is about to
+// create it: admit is asked for a ticket first, which the session's
+// connection takes over.
+func (s *sockjsSessions) claim(sid, user string, admit func() (*ticket, *refusal)) (*sockjsBinding, *refusal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.m[sid]
+	if b != nil && b.user != user {
+		return nil, nil
+	}
+	if b != nil && (b.refs > 0 || b.pending != nil) {
+		return b, nil
+	}
+	t, refused := admit()
+	if refused != nil {
+		return nil, refused
+	}
+	if b == nil {
+		b = &sockjsBinding{user: user}
+		s.m[sid] = b
+	}
+	b.pending = t
+	s.expireLater(sid, b)
+	return b, nil
+}
+
+// start registers the connection of a session that claim created; it
+// returns the binding and the admission ticket, or nil when the session
+// is not bound to user.
+func (s *sockjsSessions) start(sid, user string) (*sockjsBinding, *ticket) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.m[sid]
+	if b == nil || b.user != user {
+		return nil, nil
+	}
+	b.refs++
+	t := b.pending
+	b.pending = nil
+	b.backlog.Store(0)
+	return b, t
+}
+
+// stop unregisters a connection started on b.
+func (s *sockjsSessions) stop(sid string, b *sockjsBinding) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b.refs--
+	s.expireLater(sid, b)
+}
+
+// expireLater forgets b once nothing has used it for linger: by then
+// sockjs-go has dropped the session too. Called with s.mu held.
+func (s *sockjsSessions) expireLater(sid string, b *sockjsBinding) {
+	time.AfterFunc(s.linger, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.m[sid] != b || b.refs > 0 {
 			return
 		}
-		principal = &stomp.Principal{UserID: p.UserID, ExpiresAt: p.ExpiresAt}
+		if b.pending != nil { // admitted, but no session came of it
+			b.pending.done()
+			b.pending = nil
+		}
+		delete(s.m, sid)
+	})
+}
+
+// drained counts n bytes a receiving response carried to the client.
+func (b *sockjsBinding) drained(n int) {
+	if b == nil || n <= 0 {
+		return
 	}
-	t := &sockjsTransport{s: s}
-	_ = g.o.Hub.Serve(context.Background(), t, stomp.ConnOptions{ // ErrShuttingDown: Serve closed the session
-		Principal:  principal,
-		Transport:  "sockjs-" + receiverName(s.ReceiverType()),
-		RemoteAddr: s.Request().RemoteAddr,
+	for {
+		old := b.backlog.Load()
+		if old <= 0 || b.backlog.CompareAndSwap(old, max(0, old-int64(n))) {
+			return
+		}
+	}
+}
+
+// serveSockJSSession runs a STOMP connection over an HTTP-transport SockJS
+// session, which serveSockJSRequest bound to the user of its access_token.
+func (g *Gateway) serveSockJSSession(s sockjs.Session) {
+	req := s.Request()
+	p, err := g.o.Auth.Verify(req.URL.Query().Get("access_token"))
+	if err != nil { // checked on the request already; it expired in between
+		_ = s.Close(4008, "unauthorized") // the session ends either way
+		return
+	}
+	b, t := g.sjs.start(s.ID(), p.UserID)
+	if b == nil { // not created through serveSockJSRequest; cannot happen
+		_ = s.Close(4003, "forbidden")
+		return
+	}
+	defer g.sjs.stop(s.ID(), b)
+	if t == nil {
+		var refused *refusal
+		if t, refused = g.adm.take(clientIP(req.RemoteAddr)); refused != nil {
+			_ = s.Close(sockjsCode(stomp.CloseTryAgainLater), refused.code)
+			return
+		}
+	}
+	defer t.done()
+	tr := &sockjsTransport{s: s, b: b}
+	_ = g.o.Hub.Serve(context.Background(), tr, stomp.ConnOptions{ // ErrShuttingDown: Serve closed the session
+		Principal:   &stomp.Principal{UserID: p.UserID, ExpiresAt: p.ExpiresAt},
+		Transport:   "sockjs-" + receiverName(s.ReceiverType()),
+		RemoteAddr:  req.RemoteAddr,
+		OnConnected: t.authenticated,
 	})
 }
 
@@ -128,8 +356,15 @@ func sockjsCode(code int) uint32 {
 	return uint32(code + 3000)
 }
 
-// sockjsTransport carries STOMP over an igm/sockjs-go session.
-type sockjsTransport struct{ s sockjs.Session }
+// sockjsTransport carries STOMP over an igm/sockjs-go session. sockjs-go
+// buffers what Send is given until a receiving request takes it, without
+// bound; the binding counts those bytes (Backlog) until a response carries
+// them off, so that the STOMP writer can treat a client that stops polling
+// as the slow consumer it is.
+type sockjsTransport struct {
+	s sockjs.Session
+	b *sockjsBinding
+}
 
 func (t *sockjsTransport) Read() ([]byte, error) {
 	msg, err := t.s.RecvCtx(context.Background())
@@ -139,7 +374,13 @@ func (t *sockjsTransport) Read() ([]byte, error) {
 	return []byte(msg), nil
 }
 
-func (t *sockjsTransport) Write(p []byte) error { return t.s.Send(string(p)) }
+func (t *sockjsTransport) Write(p []byte) error {
+	t.b.backlog.Add(int64(len(p)))
+	return t.s.Send(string(p))
+}
+
+// Backlog implements stomp.Backlogger.
+func (t *sockjsTransport) Backlog() int { return int(t.b.backlog.Load()) }
 
 func (t *sockjsTransport) Ping() error { return nil } // sockjs-go sends its own "h" frames
 
@@ -154,15 +395,13 @@ func (t *sockjsTransport) Close(code int, reason string) error {
 // serveSockJSWebsocket is the SockJS websocket transport: "o" on open,
 // a["frame"] per message, "h" as keep-alive, c[code,"reason"] on close; the
 // client sends JSON arrays of strings.
-func (g *Gateway) serveSockJSWebsocket(w http.ResponseWriter, r *http.Request) {
-	if !g.checkOrigin(r) {
-		problem.Error(w, http.StatusForbidden, "origin_not_allowed", "the Origin is not in server.cors.allowed_origins")
+func (g *Gateway) serveSockJSWebsocket(w http.ResponseWriter, r *http.Request, principal *stomp.Principal) {
+	t, refused := g.adm.take(clientIP(r.RemoteAddr))
+	if refused != nil {
+		refused.write(w)
 		return
 	}
-	principal, ok := g.upgradePrincipal(w, r, false)
-	if !ok {
-		return
-	}
+	defer t.done()
 	up := *g.upgrader
 	up.Subprotocols = nil
 	hj := &batchHijacker{ResponseWriter: w, wait: g.o.WriteWait}
@@ -171,17 +410,18 @@ func (g *Gateway) serveSockJSWebsocket(w http.ResponseWriter, r *http.Request) {
 		g.log.Debug("sockjs websocket upgrade failed", "error", err) // Upgrade has answered the client
 		return
 	}
-	t := &sockjsWS{ws: newWSTransport(conn, hj.conn, g.o)}
-	t.ws.conn.SetReadLimit(2 * g.o.readLimit()) // JSON quoting
-	if err := t.ws.Write([]byte("o")); err != nil {
+	tr := &sockjsWS{ws: newWSTransport(conn, hj.conn, g.o)}
+	tr.ws.conn.SetReadLimit(2 * g.o.readLimit()) // JSON quoting
+	if err := tr.ws.Write([]byte("o")); err != nil {
 		_ = conn.Close() // the client is gone before the session opened
 		return
 	}
-	_ = g.o.Hub.Serve(context.WithoutCancel(r.Context()), t, stomp.ConnOptions{ // ErrShuttingDown: Serve closed the socket
-		Principal:  principal,
-		PingPeriod: g.o.SockJSHeartbeat,
-		Transport:  "sockjs-websocket",
-		RemoteAddr: r.RemoteAddr,
+	_ = g.o.Hub.Serve(context.WithoutCancel(r.Context()), tr, stomp.ConnOptions{ // ErrShuttingDown: Serve closed the socket
+		Principal:   principal,
+		PingPeriod:  g.o.SockJSHeartbeat,
+		Transport:   "sockjs-websocket",
+		RemoteAddr:  r.RemoteAddr,
+		OnConnected: t.authenticated,
 	})
 }
 

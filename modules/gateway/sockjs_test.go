@@ -86,7 +86,7 @@ func TestSockJSWebsocket(t *testing.T) {
 	t.Parallel()
 	s := newServer(t, tweak{})
 	sid := s.b.CreateSession("alice", "bob")
-	u := s.wsURL("/ws/123/abcdef/websocket?access_token=" + url.QueryEscape(authtest.Token(t, "bob")))
+	u := s.wsURL("/ws/123/abcdef0123456789/websocket?access_token=" + url.QueryEscape(authtest.Token(t, "bob")))
 	ws, _, err := websocket.DefaultDialer.Dial(u, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -157,7 +157,7 @@ func TestSockJSXHRPolling(t *testing.T) {
 	t.Parallel()
 	s := newServer(t, tweak{})
 	sid := s.b.CreateSession("alice", "bob")
-	base := s.http.URL + "/ws/000/polling1/"
+	base := s.http.URL + "/ws/000/polling-session-0001/"
 	q := "?access_token=" + url.QueryEscape(authtest.Token(t, "bob"))
 	poll := func() string {
 		t.Helper()
@@ -204,7 +204,7 @@ func TestSockJSXHRStreaming(t *testing.T) {
 	t.Parallel()
 	s := newServer(t, tweak{})
 	sid := s.b.CreateSession("alice", "bob")
-	base := s.http.URL + "/ws/000/streaming1/"
+	base := s.http.URL + "/ws/000/streaming-session-01/"
 	q := "?access_token=" + url.QueryEscape(authtest.Token(t, "bob"))
 	resp, err := http.Post(base+"xhr_streaming"+q, "text/plain", nil)
 	if err != nil {

@@ -41,20 +41,28 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	tk, refused := g.adm.take(clientIP(r.RemoteAddr))
+	if refused != nil {
+		refused.write(w)
+		return
+	}
 	hj := &batchHijacker{ResponseWriter: w, wait: g.o.WriteWait}
 	conn, err := g.upgrader.Upgrade(hj, r, nil)
 	if err != nil {
+		tk.done()
 		g.log.Debug("websocket upgrade failed", "error", err) // Upgrade has answered the client
 		return
 	}
 	t := newWSTransport(conn, hj.conn, g.o)
 	ctx := context.WithoutCancel(r.Context()) // the connection outlives the request; Serve owns its lifetime
-	opts := stomp.ConnOptions{Principal: principal, PingPeriod: g.o.PingPeriod, Transport: "websocket", RemoteAddr: r.RemoteAddr}
+	opts := stomp.ConnOptions{Principal: principal, PingPeriod: g.o.PingPeriod, Transport: "websocket", RemoteAddr: r.RemoteAddr,
+		OnConnected: tk.authenticated}
 	// The reader loop runs on a goroutine of its own and this handler
 	// returns: net/http then drops the request, its response buffers and
 	// this goroutine's deep stack, which an idle connection would otherwise
 	// keep for its whole life.
 	go func() {
+		defer tk.done()
 		_ = g.o.Hub.Serve(ctx, t, opts) // ErrShuttingDown: Serve closed the socket
 	}()
 }

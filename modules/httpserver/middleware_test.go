@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -341,5 +343,59 @@ func TestModuleBusyPortFailsStart(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "server.addr") {
 		t.Errorf("error %q does not name server.addr", err)
+	}
+}
+
+// TestReadBodyDeadline: a client that sends its headers and then trickles
+// (or stops sending) its body gets an error once the timeout passes, and
+// the handler's work after the body is not cut short.
+func TestReadBodyDeadline(t *testing.T) {
+	t.Parallel()
+	got := make(chan error, 1)
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, err := ReadBody(w, r, 1<<20, 200*time.Millisecond)
+		got <- err
+		w.WriteHeader(http.StatusRequestTimeout)
+	}))
+	defer hs.Close()
+	conn, err := net.Dial("tcp", hs.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly part")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-got:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("err %v, want a deadline error", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the body read is still waiting for the rest of the body")
+	}
+
+	// A whole body within the time is read, and the deadline is lifted.
+	hs2 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, err := ReadBody(w, r, 1<<20, 100*time.Millisecond)
+		if err != nil || string(b) != "hello" {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		time.Sleep(300 * time.Millisecond) // past the read deadline: the request must not be cancelled
+		if r.Context().Err() != nil {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer hs2.Close()
+	resp, err := http.Post(hs2.URL, "text/plain", strings.NewReader("hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("status %d", resp.StatusCode)
 	}
 }

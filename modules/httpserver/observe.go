@@ -87,7 +87,7 @@ func observe(log *slog.Logger, m *httpMetrics) func(http.Handler) http.Handler {
 				}
 				attrs := []slog.Attr{
 					slog.String("method", r.Method),
-					slog.String("path", RedactedURI(r.URL)),
+					slog.String("path", loggedPath(r)),
 					slog.String("route", route),
 					slog.Int("status", status),
 					slog.Int64("bytes", rec.bytes),

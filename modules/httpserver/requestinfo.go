@@ -29,9 +29,10 @@ type requestInfo struct {
 	id   string
 	peer string // the trusted proxy the request came through, "" when direct
 
-	mu     sync.Mutex // handlers may hand the request to other goroutines
-	route  string
-	userID string
+	mu      sync.Mutex // handlers may hand the request to other goroutines
+	route   string
+	userID  string
+	logPath string // replaces the request path in the access log when set
 }
 
 func infoFrom(ctx context.Context) *requestInfo {
@@ -62,6 +63,31 @@ func SetUserID(ctx context.Context, userID string) {
 		ri.userID = userID
 		ri.mu.Unlock()
 	}
+}
+
+// SetLogPath makes the access log line of the request ctx belongs to show
+// path instead of the request's own, for paths that hold a secret (a
+// SockJS session id). Outside a request it does nothing.
+func SetLogPath(ctx context.Context, path string) {
+	if ri := infoFrom(ctx); ri != nil {
+		ri.mu.Lock()
+		ri.logPath = path
+		ri.mu.Unlock()
+	}
+}
+
+// loggedPath is what the access log shows for r: its redacted URI, or the
+// path a handler set with SetLogPath.
+func loggedPath(r *http.Request) string {
+	if ri := infoFrom(r.Context()); ri != nil {
+		ri.mu.Lock()
+		p := ri.logPath
+		ri.mu.Unlock()
+		if p != "" {
+			return p
+		}
+	}
+	return RedactedURI(r.URL)
 }
 
 // requestID keeps a well-formed incoming X-Request-ID or makes one, echoes

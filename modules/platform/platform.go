@@ -31,7 +31,8 @@ func Options(cfg config.Config) ([]fx.Option, error) {
 		// Each module takes only its own section.
 		fx.Supply(cfg.Server, cfg.Auth, cfg.Storage, cfg.Relay, cfg.Outbox, cfg.Commands,
 			cfg.Features, cfg.Recovery, cfg.Limits, cfg.Profiles, cfg.Log),
-		fx.StopTimeout(cfg.Server.ShutdownTimeout + 5*time.Second),
+		// The drain (readyz 503, then spread closes) comes before the shutdown proper.
+		fx.StopTimeout(cfg.Server.DrainDelay + cfg.Server.DrainSpread + cfg.Server.ShutdownTimeout + 5*time.Second),
 
 		logging.Module,    // *slog.Logger from log.*, fx events through it
 		httpserver.Module, // router, middleware, /healthz /readyz /metrics, listener

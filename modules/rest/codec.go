@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"mime"
 	"net/http"
+	"os"
 	"strconv"
+	"time"
 
 	"github.com/chat-service/chat/modules/chat"
+	"github.com/chat-service/chat/modules/httpserver"
 	"github.com/chat-service/chat/modules/problem"
 )
 
@@ -17,6 +19,10 @@ const (
 	defaultLimit = 50
 	maxLimit     = 200
 )
+
+// BodyReadTimeout bounds reading a request body: a client that trickles
+// one holds a connection and a goroutine no longer than this.
+const BodyReadTimeout = 10 * time.Second
 
 // decode reads a JSON body strictly: application/json only, at most maxBody
 // bytes, valid UTF-8, no unknown fields, no trailing data. It writes the
@@ -27,11 +33,15 @@ func (h *Handlers) decode(w http.ResponseWriter, r *http.Request, dst any) bool 
 		problem.Error(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "the body must be application/json")
 		return false
 	}
-	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBody))
+	raw, err := httpserver.ReadBody(w, r, h.maxBody, BodyReadTimeout)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			problem.Error(w, http.StatusRequestEntityTooLarge, "payload_too_large", "the body is larger than "+strconv.FormatInt(h.maxBody, 10)+" bytes")
+			return false
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			problem.Error(w, http.StatusRequestTimeout, "request_timeout", "the request body did not arrive within "+BodyReadTimeout.String())
 			return false
 		}
 		problem.Error(w, http.StatusBadRequest, "invalid_json", "the body could not be read")

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/chat-service/chat/config"
 	"github.com/chat-service/chat/modules/chat"
@@ -189,6 +190,9 @@ func TestListSessionsByActivity(t *testing.T) {
 			ids = append(ids, s.ID)
 		}
 		// Activity: a message in the oldest session makes it the most recent.
+		// (Times have millisecond resolution and ties go by id: let the
+		// clock move past the last creation first.)
+		time.Sleep(2 * time.Millisecond)
 		send(t, a, u.alice, ids[0], "bump", "")
 		want := []string{ids[0], ids[6], ids[5], ids[4], ids[3], ids[2], ids[1]}
 

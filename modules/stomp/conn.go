@@ -17,17 +17,18 @@ import (
 // client frames, a writer loop that drains the bounded outbound queue, and
 // the subscriptions the Hub delivers into.
 type conn struct {
-	h          *Hub
-	t          Transport
-	id         uint64
-	transport  string        // ConnOptions.Transport
-	pingPeriod time.Duration // ConnOptions.PingPeriod
-	principal  *Principal    // ConnOptions.Principal until CONNECT
-	ctx        context.Context
-	cancel     context.CancelFunc
-	logp       atomic.Pointer[connLogger] // built on first use; see lg
-	q          outQueue
-	stop       func() bool // stops the AfterFunc watching a cancellable parent context; nil none
+	h           *Hub
+	t           Transport
+	id          uint64
+	transport   string        // ConnOptions.Transport
+	pingPeriod  time.Duration // ConnOptions.PingPeriod
+	principal   *Principal    // ConnOptions.Principal until CONNECT
+	onConnected func()        // ConnOptions.OnConnected
+	ctx         context.Context
+	cancel      context.CancelFunc
+	logp        atomic.Pointer[connLogger] // built on first use; see lg
+	q           outQueue
+	stop        func() bool // stops the AfterFunc watching a cancellable parent context; nil none
 
 	// Reader loop only (user is also read by deliveries, which see the
 	// connection only after it is registered under that user).
@@ -56,8 +57,9 @@ func newConn(parent context.Context, h *Hub, t Transport, opts ConnOptions) *con
 	c := &conn{
 		h: h, t: t, id: id, ctx: ctx, cancel: cancel,
 		transport: opts.Transport, pingPeriod: opts.PingPeriod, principal: opts.Principal,
-		dec:     NewDecoder(h.o.Limits.MaxFrameBytes),
-		version: V10,
+		onConnected: opts.OnConnected,
+		dec:         NewDecoder(h.o.Limits.MaxFrameBytes),
+		version:     V10,
 	}
 	c.q.init(h.o.Limits.OutboundQueue, h.o.QueueBytes)
 	if parent.Done() != nil {
@@ -232,10 +234,13 @@ func (c *conn) push(it outItem, extra int) {
 	}
 }
 
+// errSlowConsumer is the ERROR a connection that cannot keep up gets.
+var errSlowConsumer = &ProtocolError{Message: "slow consumer",
+	Detail: "the outbound queue is full; the client does not read fast enough", Code: CloseTryAgainLater}
+
 // slowConsumer replaces the backlog with an ERROR and closes the connection.
 func (c *conn) slowConsumer() {
-	if c.q.closeWith(errorItem(&ProtocolError{Message: "slow consumer",
-		Detail: "the outbound queue is full; the client does not read fast enough", Code: CloseTryAgainLater}, ""), true) {
+	if c.q.closeWith(errorItem(errSlowConsumer, ""), true) {
 		c.h.m.slowConsumers.Inc()
 		c.lg().Info("slow consumer disconnected")
 	}
@@ -300,6 +305,9 @@ func (c *conn) onConnect(f *frame.Frame) error {
 	}
 	c.registeredUser = p.UserID
 	c.connected = true
+	if c.onConnected != nil {
+		c.onConnected()
+	}
 	c.lastRead.Store(time.Now().UnixNano())
 	info.header = frame.NewHeader(
 		frame.Version, v.String(),

@@ -30,7 +30,7 @@ type Options struct {
 	Log        *slog.Logger
 
 	Server         string        // CONNECTED server header; default "chat-service"
-	QueueBytes     int           // byte bound of a connection's outbound queue; default 1 MiB
+	QueueBytes     int           // byte bound of a connection's outbound queue; default limits.outbound_queue_bytes, else 1 MiB
 	ConnectTimeout time.Duration // time allowed before CONNECT; default 10s
 	CallTimeout    time.Duration // bound on each Chat or Commands call; default 10s
 	PartialTimeout time.Duration // time an incomplete frame may sit; default 30s
@@ -59,6 +59,9 @@ func (o *Options) defaults() {
 	}
 	if o.Server == "" {
 		o.Server = "chat-service"
+	}
+	if o.QueueBytes <= 0 {
+		o.QueueBytes = o.Limits.OutboundQueueBytes.Int()
 	}
 	if o.QueueBytes <= 0 {
 		o.QueueBytes = 1 << 20
@@ -126,6 +129,9 @@ type ConnOptions struct {
 	// Transport names the carrier in logs ("websocket", "sockjs").
 	Transport  string
 	RemoteAddr string
+	// OnConnected, when set, is called once, from the reader loop, when
+	// CONNECT succeeds (the gateway's pre-auth count ends there).
+	OnConnected func()
 }
 
 // ErrShuttingDown is returned by Serve once Shutdown has begun.
@@ -189,6 +195,43 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	case <-time.After(time.Second):
 		return errors.New("stomp: connections still open after shutdown deadline")
 	}
+}
+
+// errShuttingDown is the ERROR every connection gets in a drain.
+var errShuttingDown = &ProtocolError{Message: "server shutting down",
+	Detail: "this instance is stopping; reconnect (through the load balancer) and subscribe with since-seq", Code: CloseGoingAway}
+
+// Drain refuses new connections, then gives every open connection an ERROR
+// "server shutting down" after what was already queued for it, and closes
+// it; the closes are spread evenly over spread, so that the clients do not
+// all reconnect at once. It waits for the connections' loops until ctx
+// ends; a ctx that ends during the spread closes the rest at once.
+func (h *Hub) Drain(ctx context.Context, spread time.Duration) error {
+	h.mu.Lock()
+	h.closing = true
+	conns := make([]*conn, 0, len(h.conns))
+	for c := range h.conns {
+		conns = append(conns, c)
+	}
+	h.mu.Unlock()
+	start := time.Now()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for i, c := range conns {
+		if ctx.Err() == nil && spread > 0 {
+			at := start.Add(spread * time.Duration(i) / time.Duration(len(conns)))
+			timer.Reset(time.Until(at))
+			select {
+			case <-timer.C:
+			case <-ctx.Done():
+			}
+		}
+		c.q.closeWith(errorItem(errShuttingDown, ""), false)
+	}
+	if len(conns) > 0 {
+		h.log.Info("stomp connections drained", "connections", len(conns), "spread", spread)
+	}
+	return h.Shutdown(ctx) // waits for the loops; aborts what is left when ctx ends
 }
 
 // Connections is the number of open connections.

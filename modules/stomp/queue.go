@@ -45,13 +45,23 @@ func closeItem(code int, reason string) outItem {
 	return outItem{kind: kindClose, ctl: &control{code: code, reason: reason}}
 }
 
+// size is what the item will take on the wire, headers included: a
+// MESSAGE repeats its subscription's destination and id, and a client
+// controls those (up to maxHeaderID bytes each), so they count against the
+// byte bound like the body does.
 func (it *outItem) size() int {
-	n := 128 + len(it.receipt)
+	n := 64 + len(it.receipt)
+	if it.receipt != "" {
+		n += len("receipt-id:\n")
+	}
 	if it.ctl != nil {
 		n += len(it.ctl.msg) + len(it.ctl.detail)
 	}
 	if it.p != nil {
-		n += len(it.p.body)
+		n += len(it.p.tail(V12)) // content headers, seq, session-id, body
+	}
+	if it.sub != nil {
+		n += len(it.sub.head) + 20 // destination, subscription, message-id
 	}
 	return n
 }

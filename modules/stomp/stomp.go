@@ -46,6 +46,16 @@ type Batcher interface {
 	EndBatch() error
 }
 
+// Backlogger is implemented by a Transport whose Write only buffers, the
+// bytes leaving later when the peer collects them (SockJS polling and
+// streaming sessions). Backlog is what Write accepted that the peer has not
+// collected yet; the writer counts it against the connection's byte bound
+// (Options.QueueBytes), so a peer that stops collecting is a slow consumer
+// as it would be on a socket.
+type Backlogger interface {
+	Backlog() int
+}
+
 // WebSocket close codes used when a connection ends.
 const (
 	CloseNormal        = 1000

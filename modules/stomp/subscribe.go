@@ -28,6 +28,10 @@ const (
 	destErrors
 )
 
+// maxHeaderID bounds a SUBSCRIBE's id and destination: both are kept for
+// the subscription's life and repeated in every MESSAGE it gets.
+const maxHeaderID = 256
+
 // queueIndex is the index of a /user/queue/* kind in conn.queues.
 func queueIndex(k destKind) int { return int(k - destMessages) }
 
@@ -53,7 +57,13 @@ func (c *conn) onSubscribe(f *frame.Frame) error {
 	if dest == "" {
 		return protocolErr("missing destination", "SUBSCRIBE needs a destination header")
 	}
+	if len(dest) > maxHeaderID {
+		return errPolicy("destination too long", "a destination is at most "+strconv.Itoa(maxHeaderID)+" bytes")
+	}
 	id := f.Header.Get(frame.Id)
+	if len(id) > maxHeaderID {
+		return errPolicy("subscription id too long", "a subscription id is at most "+strconv.Itoa(maxHeaderID)+" bytes")
+	}
 	if id == "" {
 		if c.version > V10 {
 			return protocolErr("missing id", "SUBSCRIBE needs an id header")

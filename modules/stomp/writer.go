@@ -121,6 +121,13 @@ func (w *writer) writeBatch(items []outItem) (done bool) {
 	}
 	w.buf = bufPool.Get().(*[]byte)
 	defer w.putBuf()
+	if bl, ok := w.c.t.(Backlogger); ok && bl.Backlog() > w.c.h.o.QueueBytes {
+		// The carrier holds more than the bound for a peer that does not collect it.
+		w.c.h.m.slowConsumers.Inc()
+		w.c.lg().Info("slow consumer disconnected", "backlog_bytes", bl.Backlog())
+		it := errorItem(errSlowConsumer, "")
+		return w.write(&it)
+	}
 	b, ok := w.c.t.(Batcher)
 	if ok && len(items) > 1 {
 		b.BeginBatch()

@@ -130,7 +130,7 @@ async function conversation(tag, factoryFor) {
 
 const rawWebSocket = (tok) => () => new WebSocket(`${wsBase}/ws`, ['v12.stomp', 'v11.stomp', 'v10.stomp']);
 const sockjs = (transport) => (tok) => () =>
-  new SockJS(`${base}/ws?access_token=${encodeURIComponent(tok)}`, null, { transports: [transport] });
+  new SockJS(`${base}/ws?access_token=${encodeURIComponent(tok)}`, null, { transports: [transport], sessionId: 16 });
 
 test('raw WebSocket, token in CONNECT', () => conversation('ws', rawWebSocket));
 

@@ -40,6 +40,7 @@ func Config(t testing.TB, storage config.Storage) config.Config {
 	cfg.Auth.JWT.HMACSecret = Secret
 	cfg.Log.Level = "warn"
 	cfg.Server.ShutdownTimeout = 5 * time.Second
+	cfg.Server.DrainDelay, cfg.Server.DrainSpread = 0, 0 // tests stop at once
 	return cfg
 }
 
