@@ -123,6 +123,30 @@ func TestVerifyPrincipal(t *testing.T) {
 	}
 }
 
+// TestVerifiedTokenExpires: a token verified once is answered from memory
+// afterwards, but never past its exp (with no leeway then: the memory is
+// only ever stricter), and a tampered copy is still checked in full.
+func TestVerifiedTokenExpires(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	cfg.JWT.Leeway = 0
+	v := newTestVerifier(t, cfg)
+	exp := time.Now().Add(1500 * time.Millisecond)
+	tok := sign(t, jwt.SigningMethodHS256, []byte(testSecret), "", with(validClaims("carol"), jwt.MapClaims{"exp": exp.Unix()}))
+	for range 3 {
+		if p, err := v.Verify(tok); err != nil || p.UserID != "carol" {
+			t.Fatalf("fresh token: %+v %v", p, err)
+		}
+	}
+	if _, err := v.Verify(tok[:len(tok)-2] + "xx"); !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("a tampered copy of a verified token: %v, want refused", err)
+	}
+	time.Sleep(time.Until(exp.Truncate(time.Second).Add(time.Second)) + 50*time.Millisecond)
+	if _, err := v.Verify(tok); !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("the token after its exp: %v, want refused", err)
+	}
+}
+
 // signHeader builds a token with an arbitrary header, HS256-signed with key
 // (or with an empty signature when key is nil).
 func signHeader(t *testing.T, header map[string]any, claims jwt.MapClaims, key []byte) string {
