@@ -1,10 +1,12 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -186,5 +188,35 @@ func TestPairsAcrossInstances(t *testing.T) {
 	r.print(&out)
 	if !strings.Contains(out.String(), "over 2 instances") || !strings.Contains(out.String(), tg.instances[1].base) {
 		t.Fatalf("the report does not show the instances:\n%s", out.String())
+	}
+}
+
+// TestJSONFile: -json-file writes the result a script reads, besides the
+// text report on stdout.
+func TestJSONFile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a second of load")
+	}
+	srv, err := startBuiltin("127.0.0.1:0", 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() }) // the test is over
+	file := filepath.Join(t.TempDir(), "r.json")
+	var out strings.Builder
+	if err := run([]string{"-url", srv.URL, "-json-file", file, "-duration", "1s", "-warmup", "0s", "-drain", "500ms",
+		"pairs", "-sessions", "2", "-rate", "4"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r result
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Shape != "pairs" || r.Sessions != 2 || r.Sent == 0 || r.Delivered != 2*r.Sent || !strings.Contains(out.String(), "pairs against chat-service") {
+		t.Fatalf("file %s\nstdout %s", b, out.String())
 	}
 }

@@ -83,6 +83,7 @@ type options struct {
 	ownProfile              string
 	hold, settle            time.Duration
 	json                    bool
+	jsonFile                string // also write the JSON result here
 }
 
 // shapeFlags are the flags that only some shapes use; giving one to another
@@ -178,12 +179,21 @@ func run(args []string, out io.Writer) error {
 		}
 		results[i] = r
 	}
-	if o.json {
-		enc := json.NewEncoder(out)
-		if len(results) == 1 {
-			return enc.Encode(results[0])
+	var doc any = results[0]
+	if len(results) == 2 {
+		doc = map[string]any{"shape": o.shape, "results": results, "ratios": ratios(results[0], results[1])}
+	}
+	if o.jsonFile != "" {
+		b, err := json.Marshal(doc)
+		if err != nil {
+			return err
 		}
-		return enc.Encode(map[string]any{"shape": o.shape, "results": results, "ratios": ratios(results[0], results[1])})
+		if err := os.WriteFile(o.jsonFile, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	if o.json {
+		return json.NewEncoder(out).Encode(doc)
 	}
 	for _, r := range results {
 		r.print(out)
@@ -297,6 +307,7 @@ func parseArgs(args []string, usage io.Writer) (options, error) {
 	fs.DurationVar(&o.settle, "settle", 3*time.Second, "pause before each RSS reading and between the runs of compare")
 	fs.DurationVar(&o.hold, "hold", 0, "idle: keep the connections open this long after measuring (to inspect the server)")
 	fs.BoolVar(&o.json, "json", false, "print the result as JSON")
+	fs.StringVar(&o.jsonFile, "json-file", "", "also write the result as JSON (what -json prints) to this file, for scripts")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: chatbench [flags] [compare] pairs|groups|fanout|idle|churn\n       chatbench server [flags]")
 		fs.PrintDefaults()
