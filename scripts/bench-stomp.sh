@@ -130,9 +130,26 @@ amqp_delete() {
 	log "relay queues (chat.relay.*, expiring 5 minutes after their instance stops) and exchanges $2 are left"
 }
 
+# bounded SECONDS COMMAND...: COMMAND under timeout, in the background so
+# that a signal to this script is handled at once (the clean-up stops it).
+child=
+bounded() {
+	local limit=$1 rc=0
+	shift
+	timeout "$limit" "$@" &
+	child=$!
+	wait "$child" || rc=$?
+	child=
+	return "$rc"
+}
+
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
+	if [ -n "$child" ]; then
+		kill -TERM "$child" 2>/dev/null || true # timeout passes it on to its command
+		wait "$child" 2>/dev/null || true
+	fi
 	if [ -s "$work/pids" ]; then
 		# shellcheck disable=SC2046 # one pid per line
 		stop_pids $(cat "$work/pids")
@@ -147,7 +164,8 @@ cleanup() {
 	exit "$rc"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # ---- checks and builds ----
 
@@ -164,8 +182,8 @@ load_start=$(cut -d' ' -f1 /proc/loadavg)
 
 after_rev=$(git describe --always --dirty 2>/dev/null || echo "working tree")
 log "building chatbench and chat-service ($after_rev)"
-timeout 600 go build -o "$work/chatbench" ./cmd/chatbench
-timeout 600 go build -o "$work/chat-after" ./cmd/chat
+bounded 600 go build -o "$work/chatbench" ./cmd/chatbench
+bounded 600 go build -o "$work/chat-after" ./cmd/chat
 
 # ---- the service's instances ----
 
@@ -273,7 +291,7 @@ bench() {
 	local limit=$(($(secs "$WARMUP") + $(secs "$DRAIN") + $(secs "$DURATION") + $(secs "$SWEEP_DURATION") + $(secs "$FANOUT_DURATION") + 150))
 	echo
 	echo "--- $name"
-	if ! timeout "$limit" "$work/chatbench" -warmup "$WARMUP" -drain "$DRAIN" -json-file "$work/res/$name.json" "$@"; then
+	if ! bounded "$limit" "$work/chatbench" -warmup "$WARMUP" -drain "$DRAIN" -json-file "$work/res/$name.json" "$@"; then
 		log "$name: chatbench failed"
 		rm -f "$work/res/$name.json"
 		return 1
@@ -344,7 +362,7 @@ if want e && in_time e; then
 	log "building chat-service at $before_rev (git archive)"
 	mkdir -p "$work/before-src"
 	git archive "$before_rev" | tar -x -C "$work/before-src"
-	(cd "$work/before-src" && timeout 600 go build -o "$work/chat-before" ./cmd/chat)
+	bounded 600 go build -C "$work/before-src" -o "$work/chat-before" ./cmd/chat
 	rm -rf "$work/before-src"
 	bench e-rabbitmq-fanout -peer rabbitmq -peer-url "$WEB_STOMP" "${fan[@]}" || true
 	svc_begin e1 "$work/chat-before" 1
