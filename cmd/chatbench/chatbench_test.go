@@ -18,13 +18,13 @@ func small(t *testing.T) options {
 // builtinTarget is the built-in server in this process, as the chat-service target.
 func builtinTarget(t *testing.T) *target {
 	t.Helper()
-	srv, err := startBuiltin("127.0.0.1:0", 0)
+	srv, err := startBuiltin("127.0.0.1:0", 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = srv.Close() }) // the test is over
 	o := small(t)
-	o.url, o.pid = srv.URL, os.Getpid()
+	o.urls, o.pids = []string{srv.URL}, []int{os.Getpid()}
 	tg, stop, err := serviceTarget(o)
 	if err != nil {
 		t.Fatal(err)

@@ -40,6 +40,7 @@ type load struct {
 	errors    atomic.Int64
 	mu        sync.Mutex
 	conns     []*conn
+	byInst    map[int]int // connections opened per instance of the target
 	poll      *poller
 	stopping  atomic.Bool
 	from      atomic.Int64 // unix ns: messages sent from then on are counted...
@@ -52,9 +53,10 @@ func newLoad() *load {
 	return &load{lat: newLatencies(1 << 20), acceptLat: newLatencies(1 << 18)}
 }
 
-// open dials n connections (connection i with credential cred(i)),
-// subscribes each to dests(i) and hands it to the poller, which reads it
-// from then on; it returns the new connections in order.
+// open dials n connections (connection i with credential cred(i), to the
+// instance instanceOf(i) picks), subscribes each to dests(i) and hands it
+// to the poller, which reads it from then on; it returns the new
+// connections in order.
 func (l *load) open(ctx context.Context, o options, t *target, n int, cred func(int) string, dests func(int) []string) ([]*conn, error) {
 	l.mu.Lock()
 	if l.poll == nil {
@@ -68,7 +70,7 @@ func (l *load) open(ctx context.Context, o options, t *target, n int, cred func(
 	l.mu.Unlock()
 	out := make([]*conn, n)
 	err := parallel(ctx, n, o.concurrency, func(ctx context.Context, i int) error {
-		c, err := t.dial(ctx, cred(i))
+		c, err := t.dial(ctx, i, cred(i))
 		if err != nil {
 			return fmt.Errorf("connection %d: %w", i, err)
 		}
@@ -86,9 +88,13 @@ func (l *load) open(ctx context.Context, o options, t *target, n int, cred func(
 		return l.poll.add(c)
 	})
 	l.mu.Lock()
-	for _, c := range out {
+	if l.byInst == nil {
+		l.byInst = map[int]int{}
+	}
+	for i, c := range out {
 		if c != nil {
 			l.conns = append(l.conns, c)
+			l.byInst[instanceOf(i, len(t.instances))]++
 		}
 	}
 	l.mu.Unlock()
@@ -209,7 +215,8 @@ func spread(i, n int, rate float64) time.Duration {
 // measured is what a window of load measured besides the counters.
 type measured struct {
 	window      time.Duration
-	serverCPU   time.Duration
+	serverCPU   time.Duration   // every instance's
+	instanceCPU []time.Duration // each instance's
 	serverKnown bool
 	machineCPU  time.Duration // every process's, 0 when unknown
 }
@@ -218,13 +225,12 @@ type measured struct {
 // o.duration: the server's CPU over the window, the messages sent in it
 // (and, after o.drain, the deliveries of those).
 func (l *load) measure(o options, t *target, senders []sender) measured {
-	pid := t.pid
 	stop := make(chan struct{})
 	for _, sd := range senders {
 		go l.sendLoop(t, o, sd, stop)
 	}
 	time.Sleep(o.warmup) // the warm-up is a fixed time, not a wait for an event
-	cpu0, err0 := procstat.ProcessCPU(pid)
+	cpu0, each0, ok0 := t.cpu()
 	self0, _ := procstat.ProcessCPU(os.Getpid())
 	all0, errAll0 := procstat.MachineCPU("/proc/stat")
 	t0 := time.Now()
@@ -234,13 +240,19 @@ func (l *load) measure(o options, t *target, senders []sender) measured {
 	l.until.Store(end.UnixNano())
 	time.Sleep(50 * time.Millisecond) // sends stamped inside the window finish counting
 	close(stop)
-	cpu1, err1 := procstat.ProcessCPU(pid)
+	cpu1, each1, ok1 := t.cpu()
 	self1, _ := procstat.ProcessCPU(os.Getpid())
 	all1, errAll1 := procstat.MachineCPU("/proc/stat")
 	window := end.Sub(t0)
 	l.clientCPU = (self1 - self0).Seconds() / window.Seconds()
 	time.Sleep(o.drain) // messages sent in the window and still in flight count
-	m := measured{window: window, serverCPU: cpu1 - cpu0, serverKnown: pid > 0 && err0 == nil && err1 == nil}
+	m := measured{window: window, serverCPU: cpu1 - cpu0, serverKnown: ok0 && ok1}
+	if m.serverKnown {
+		m.instanceCPU = make([]time.Duration, len(each1))
+		for i := range each1 {
+			m.instanceCPU[i] = each1[i] - each0[i]
+		}
+	}
 	if errAll0 == nil && errAll1 == nil {
 		m.machineCPU = all1 - all0
 	}
@@ -248,7 +260,7 @@ func (l *load) measure(o options, t *target, senders []sender) measured {
 }
 
 // fill copies the counters into r; each message sent is expected fanout times.
-func (l *load) fill(r *result, m measured, fanout int64, pid int) {
+func (l *load) fill(r *result, m measured, fanout int64, t *target) {
 	r.Sent, r.Accepted, r.Rejected, r.Delivered = l.sent.Load(), l.accepted.Load(), l.rejected.Load(), l.delivered.Load()
 	r.Expected = r.Sent * fanout
 	r.MeasuredSeconds = m.window.Seconds()
@@ -262,9 +274,42 @@ func (l *load) fill(r *result, m measured, fanout int64, pid int) {
 	}
 	r.Errors = l.errors.Load()
 	r.ClientCPU = l.clientCPU
-	if pid > 0 {
-		r.ServerRSS, r.ServerThreads, _ = procStatus(pid) // zero when unreadable
+	var mem []procMemory
+	if t.measured() {
+		r.ServerRSS, r.ServerThreads, mem, _ = t.memory() // zero when unreadable
 	}
+	r.Instances = l.instances(t, m.instanceCPU, m.window, mem)
+}
+
+// instances is the per-instance part of a result (see instanceResults),
+// with the connections this load opened to each.
+func (l *load) instances(t *target, cpu []time.Duration, window time.Duration, mem []procMemory) []instanceResult {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return instanceResults(t, l.byInst, cpu, window, mem)
+}
+
+// instanceResults is the per-instance part of a result when the target has
+// more than one: conns[i] connections opened to instance i, its CPU over
+// window and its memory when known (cpu and mem in instance order, or nil).
+func instanceResults(t *target, conns map[int]int, cpu []time.Duration, window time.Duration, mem []procMemory) []instanceResult {
+	if len(t.instances) < 2 {
+		return nil
+	}
+	out := make([]instanceResult, len(t.instances))
+	for i, in := range t.instances {
+		out[i] = instanceResult{URL: in.base, PID: in.pid, Connections: conns[i]}
+		if i < len(cpu) {
+			out[i].CPUSeconds = cpu[i].Seconds()
+			if window > 0 {
+				out[i].CPUCores = cpu[i].Seconds() / window.Seconds()
+			}
+		}
+		if i < len(mem) {
+			out[i].RSS, out[i].Threads = mem[i].rss, mem[i].threads
+		}
+	}
+	return out
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -12,12 +12,14 @@
 //	chatbench server   the built-in server the shapes start by default
 //
 // The target is the chat service (by default `chatbench server`, the real
-// hub and gateway over an in-memory backend; with -url a running cmd/chat),
-// or with -peer rabbitmq RabbitMQ's Web-STOMP plugin, which needs no
-// sessions: a session is a /topic destination. `chatbench compare SHAPE`
-// runs the shape against both, one after the other, and prints a table
-// with ratios. Server CPU and RSS come from /proc/<pid> of the target
-// (-server-pid, and for RabbitMQ its beam.smp, found by itself or given
+// hub and gateway over an in-memory backend; with -url a running cmd/chat,
+// or several comma-separated instances sharing a database and a broker,
+// over which the connections are spread), or with -peer rabbitmq
+// RabbitMQ's Web-STOMP plugin, which needs no sessions: a session is a
+// /topic destination. `chatbench compare SHAPE` runs the shape against
+// both, one after the other, and prints a table with ratios. Server CPU
+// and RSS come from /proc/<pid> of the target (-server-pid, one per -url
+// instance, summed; for RabbitMQ its beam.smp, found by itself or given
 // with -peer-pid).
 //
 // File descriptors: idle holds its connections in this process and as many
@@ -37,11 +39,10 @@ import (
 	"os"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/chat-service/chat/cmd/internal/procstat"
 )
 
 // Bounds on what a command line may ask for: the load shares this machine.
@@ -52,6 +53,7 @@ const (
 	maxCycles      = 1_000_000 // churn
 	maxPad         = 64 << 10
 	maxMembers     = 1000 // the service's own limit (limits.max_participants) is lower
+	maxInstances   = 16   // -url
 )
 
 type options struct {
@@ -59,8 +61,8 @@ type options struct {
 	peer    string // "" (the chat service) or "rabbitmq"
 	compare bool
 
-	url          string // the chat service ("" starts the built-in server)
-	pid          int    // its process
+	urls         []string // the chat service's instances (none: start the built-in server)
+	pids         []int    // their processes, in the same order
 	peerURL      string
 	peerLogin    string
 	peerPasscode string
@@ -81,6 +83,7 @@ type options struct {
 	ownProfile              string
 	hold, settle            time.Duration
 	json                    bool
+	jsonFile                string // also write the JSON result here
 }
 
 // shapeFlags are the flags that only some shapes use; giving one to another
@@ -176,12 +179,21 @@ func run(args []string, out io.Writer) error {
 		}
 		results[i] = r
 	}
-	if o.json {
-		enc := json.NewEncoder(out)
-		if len(results) == 1 {
-			return enc.Encode(results[0])
+	var doc any = results[0]
+	if len(results) == 2 {
+		doc = map[string]any{"shape": o.shape, "results": results, "ratios": ratios(results[0], results[1])}
+	}
+	if o.jsonFile != "" {
+		b, err := json.Marshal(doc)
+		if err != nil {
+			return err
 		}
-		return enc.Encode(map[string]any{"shape": o.shape, "results": results, "ratios": ratios(results[0], results[1])})
+		if err := os.WriteFile(o.jsonFile, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	if o.json {
+		return json.NewEncoder(out).Encode(doc)
 	}
 	for _, r := range results {
 		r.print(out)
@@ -196,7 +208,7 @@ func run(args []string, out io.Writer) error {
 func runShape(ctx context.Context, o options, t *target) (result, error) {
 	// What the server spends with no load from here: a shared broker serves
 	// others too, and its CPU per delivery includes that.
-	rest, restKnown := restCPU(t.pid, time.Second)
+	rest, restKnown := restCPU(t, time.Second)
 	var r result
 	var err error
 	switch o.shape {
@@ -232,11 +244,11 @@ func waitQuiet(targets []*target, cores float64, limit time.Duration) string {
 		var busy []string
 		c0 := make([]time.Duration, len(targets))
 		for i, t := range targets {
-			c0[i], _ = procstat.ProcessCPU(t.pid) // 0 when unknown, and then 0 again below
+			c0[i], _, _ = t.cpu() // 0 when unknown, and then 0 again below
 		}
 		time.Sleep(time.Second) // the sample
 		for i, t := range targets {
-			if c1, err := procstat.ProcessCPU(t.pid); err == nil {
+			if c1, _, ok := t.cpu(); ok {
 				if used := (c1 - c0[i]).Seconds(); used >= cores {
 					busy = append(busy, fmt.Sprintf("%s %.2f cores", t.name, used))
 				}
@@ -248,15 +260,15 @@ func waitQuiet(targets []*target, cores float64, limit time.Duration) string {
 	}
 }
 
-// restCPU is the cores pid uses over d, before the load starts.
-func restCPU(pid int, d time.Duration) (float64, bool) {
-	c0, err := procstat.ProcessCPU(pid)
-	if err != nil {
+// restCPU is the cores t's processes use over d, before the load starts.
+func restCPU(t *target, d time.Duration) (float64, bool) {
+	c0, _, ok := t.cpu()
+	if !ok {
 		return 0, false
 	}
 	time.Sleep(d) // a sample of the server at rest
-	c1, err := procstat.ProcessCPU(pid)
-	if err != nil {
+	c1, _, ok := t.cpu()
+	if !ok {
 		return 0, false
 	}
 	return (c1 - c0).Seconds() / d.Seconds(), true
@@ -268,9 +280,10 @@ func parseArgs(args []string, usage io.Writer) (options, error) {
 	fs := flag.NewFlagSet("chatbench", flag.ContinueOnError)
 	fs.SetOutput(usage)
 	var o options
-	fs.StringVar(&o.url, "url", "", "base URL of a running chat service on this machine (default: start the built-in server)")
-	fs.IntVar(&o.pid, "server-pid", 0, "the -url server's process id, for its CPU and RSS")
-	fs.IntVar(&o.pid, "pid", 0, "same as -server-pid")
+	var urls, pids string
+	fs.StringVar(&urls, "url", "", "base URL of a running chat service on this machine, or comma-separated URLs of several instances sharing its database and broker (default: start the built-in server)")
+	fs.StringVar(&pids, "server-pid", "", "the -url servers' process ids, comma-separated in the same order, for their CPU and RSS")
+	fs.StringVar(&pids, "pid", "", "same as -server-pid")
 	fs.StringVar(&o.peer, "peer", "", "load this peer instead of the chat service: rabbitmq (Web-STOMP)")
 	fs.StringVar(&o.peerURL, "peer-url", "ws://127.0.0.1:15674/ws", "the peer's STOMP-over-WebSocket endpoint (loopback)")
 	fs.StringVar(&o.peerLogin, "peer-login", "guest", "the peer's STOMP login")
@@ -294,14 +307,16 @@ func parseArgs(args []string, usage io.Writer) (options, error) {
 	fs.DurationVar(&o.settle, "settle", 3*time.Second, "pause before each RSS reading and between the runs of compare")
 	fs.DurationVar(&o.hold, "hold", 0, "idle: keep the connections open this long after measuring (to inspect the server)")
 	fs.BoolVar(&o.json, "json", false, "print the result as JSON")
+	fs.StringVar(&o.jsonFile, "json-file", "", "also write the result as JSON (what -json prints) to this file, for scripts")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: chatbench [flags] [compare] pairs|groups|fanout|idle|churn\n       chatbench server [flags]")
 		fs.PrintDefaults()
 	}
 	// Flags may come before and after the positional words.
 	var words []string
+	var err error
 	for range len(args) + 1 {
-		if err := fs.Parse(args); err != nil {
+		if err = fs.Parse(args); err != nil {
 			return o, err
 		}
 		if fs.NArg() == 0 {
@@ -345,13 +360,11 @@ func parseArgs(args []string, usage io.Writer) (options, error) {
 	default:
 		return o, fmt.Errorf("unknown peer %q (rabbitmq)", o.peer)
 	}
-	if err := o.defaults(); err != nil {
+	if o.urls, o.pids, err = parseInstances(urls, pids); err != nil {
 		return o, err
 	}
-	if o.url != "" {
-		if err := checkLoopbackURL(o.url, "http"); err != nil {
-			return o, fmt.Errorf("-url: %w", err)
-		}
+	if err := o.defaults(); err != nil {
+		return o, err
 	}
 	if o.peer != "" {
 		if err := checkLoopbackURL(o.peerURL, "ws"); err != nil {
@@ -419,10 +432,10 @@ func (o *options) defaults() error {
 	if n := connections(*o); n > maxConnections {
 		errs = append(errs, fmt.Errorf("%d connections asked for; at most %d", n, maxConnections))
 	}
-	if o.shape == "idle" && (o.peer == "" || o.compare) && o.url != "" && o.pid <= 0 {
+	if o.shape == "idle" && (o.peer == "" || o.compare) && len(o.urls) > 0 && len(o.pids) == 0 {
 		errs = append(errs, errors.New("idle measures the server's memory: give -server-pid with -url"))
 	}
-	if o.peerPID < 0 || o.pid < 0 {
+	if o.peerPID < 0 {
 		errs = append(errs, errors.New("a process id must be positive"))
 	}
 	return errors.Join(errs...)
@@ -440,6 +453,52 @@ func connections(o options) int {
 	default:
 		return o.conns
 	}
+}
+
+// parseInstances reads -url and -server-pid: one or more comma-separated
+// loopback http:// base URLs, each once, and either no process ids or one
+// per URL, in the same order, each once.
+func parseInstances(urls, pids string) ([]string, []int, error) {
+	var us []string
+	if urls != "" {
+		for _, u := range strings.Split(urls, ",") {
+			u = strings.TrimRight(strings.TrimSpace(u), "/")
+			if u == "" {
+				return nil, nil, fmt.Errorf("-url %q: an empty URL in the list", urls)
+			}
+			if err := checkLoopbackURL(u, "http"); err != nil {
+				return nil, nil, fmt.Errorf("-url: %w", err)
+			}
+			if slices.Contains(us, u) {
+				return nil, nil, fmt.Errorf("-url: %s given twice (each instance once)", u)
+			}
+			us = append(us, u)
+		}
+	}
+	if len(us) > maxInstances {
+		return nil, nil, fmt.Errorf("-url: %d instances; at most %d", len(us), maxInstances)
+	}
+	if pids == "" {
+		return us, nil, nil
+	}
+	if len(us) == 0 {
+		return nil, nil, errors.New("-server-pid is the -url servers' processes: give -url too (the built-in server's is known)")
+	}
+	var ps []int
+	for _, f := range strings.Split(pids, ",") {
+		p, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || p <= 0 {
+			return nil, nil, fmt.Errorf("-server-pid %q: a process id must be a positive number", f)
+		}
+		if slices.Contains(ps, p) {
+			return nil, nil, fmt.Errorf("-server-pid: %d given twice (one process per instance)", p)
+		}
+		ps = append(ps, p)
+	}
+	if len(ps) != len(us) {
+		return nil, nil, fmt.Errorf("-server-pid lists %d process ids for %d -url instances: one per instance, in the same order", len(ps), len(us))
+	}
+	return us, ps, nil
 }
 
 // checkLoopbackURL accepts an absolute URL of the given scheme (http or ws)

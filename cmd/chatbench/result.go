@@ -53,6 +53,21 @@ type result struct {
 	SetupSeconds    float64 `json:"setup_s"`
 	MeasuredSeconds float64 `json:"measured_s,omitempty"`
 	Errors          int64   `json:"connection_errors"`
+
+	// The service over several instances: the server figures above are
+	// their sums, these are each one's.
+	Instances []instanceResult `json:"instances,omitempty"`
+}
+
+// instanceResult is one instance's part when the service runs as several.
+type instanceResult struct {
+	URL         string  `json:"url"`
+	PID         int     `json:"pid,omitempty"`
+	Connections int     `json:"connections"` // opened to it by the load
+	CPUSeconds  float64 `json:"cpu_s,omitempty"`
+	CPUCores    float64 `json:"cpu_cores,omitempty"`
+	RSS         int64   `json:"rss_bytes,omitempty"`
+	Threads     int     `json:"threads,omitempty"`
 }
 
 // derive computes the rates, the server's CPU per unit of work and the
@@ -129,6 +144,23 @@ func (r result) print(w io.Writer) {
 			fmt.Fprintf(w, "; before %s", mib(r.BaseRSS))
 		}
 		fmt.Fprintln(w)
+	}
+	if len(r.Instances) > 1 {
+		fmt.Fprintf(w, "  over %d instances (the server figures above are their sums):\n", len(r.Instances))
+		for i, in := range r.Instances {
+			fmt.Fprintf(w, "    %d. %s", i+1, in.URL)
+			if in.PID > 0 {
+				fmt.Fprintf(w, " (pid %d)", in.PID)
+			}
+			fmt.Fprintf(w, ": %d connections", in.Connections)
+			if in.CPUSeconds > 0 {
+				fmt.Fprintf(w, ", CPU %.2f cores (%.1f s)", in.CPUCores, in.CPUSeconds)
+			}
+			if in.RSS > 0 {
+				fmt.Fprintf(w, ", RSS %s (threads %d)", mib(in.RSS), in.Threads)
+			}
+			fmt.Fprintln(w)
+		}
 	}
 }
 

@@ -51,7 +51,7 @@ func runServer(args []string) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	srv, err := startBuiltin(*listen, *queue)
+	srv, err := startBuiltin(*listen, *queue, nil)
 	if err != nil {
 		return err
 	}
@@ -69,10 +69,14 @@ type builtin struct {
 	URL string
 	srv *http.Server
 	gw  *gateway.Gateway
+	hub *stomp.Hub
 }
 
-// startBuiltin starts the gateway-only server on listen (loopback only).
-func startBuiltin(listen string, queue int) (*builtin, error) {
+// startBuiltin starts the gateway-only server on listen (loopback only)
+// over backend b, or over a backend of its own when b is nil. A shared
+// backend delivers to the hub of the server that started last unless its
+// owner sets where events go (b.SetHub).
+func startBuiltin(listen string, queue int, b *stomptest.Backend) (*builtin, error) {
 	if err := loopbackOnly(listen); err != nil {
 		return nil, err
 	}
@@ -84,7 +88,9 @@ func startBuiltin(listen string, queue int) (*builtin, error) {
 	if queue > 0 {
 		cfg.Limits.OutboundQueue = queue
 	}
-	b := stomptest.NewBackend()
+	if b == nil {
+		b = stomptest.NewBackend()
+	}
 	b.MaxContent = cfg.Limits.MaxMessageBytes
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	hub, err := stomp.NewHub(stomp.Options{
@@ -135,8 +141,7 @@ func startBuiltin(listen string, queue int) (*builtin, error) {
 	}
 	srv := &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }() // ends with Shutdown in Close
-	return &builtin{URL: "http://" + ln.Addr().String(), srv: srv, gw: gw}, nil
-
+	return &builtin{URL: "http://" + ln.Addr().String(), srv: srv, gw: gw, hub: hub}, nil
 }
 
 // Close closes the STOMP connections, then the HTTP server.

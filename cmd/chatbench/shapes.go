@@ -62,7 +62,7 @@ func conversations(ctx context.Context, o options, t *target, n, k int, perMembe
 	}
 	r := result{Connections: n * k, Sessions: n, Members: k, SendRate: perMember * float64(n*k), SetupSeconds: time.Since(setup).Seconds()}
 	m := l.measure(o, t, senders)
-	l.fill(&r, m, int64(k), t.pid)
+	l.fill(&r, m, int64(k), t)
 	return r, nil
 }
 
@@ -109,7 +109,7 @@ func fanout(ctx context.Context, o options, t *target) (result, error) {
 	}
 	r := result{Connections: o.conns + nsend, Sessions: 1, Members: len(users), SendRate: o.rate, SetupSeconds: time.Since(setup).Seconds()}
 	m := l.measure(o, t, senders)
-	l.fill(&r, m, int64(o.conns), t.pid)
+	l.fill(&r, m, int64(o.conns), t)
 	return r, nil
 }
 
@@ -117,7 +117,7 @@ func fanout(ctx context.Context, o options, t *target) (result, error) {
 // user's message queue, on the peer to a topic of its own), doing nothing;
 // the server's RSS before and after.
 func idle(ctx context.Context, o options, t *target) (result, error) {
-	if t.pid <= 0 {
+	if !t.measured() {
 		return result{}, fmt.Errorf("idle measures the server's memory: its process id is unknown")
 	}
 	setup := time.Now()
@@ -131,7 +131,7 @@ func idle(ctx context.Context, o options, t *target) (result, error) {
 	}
 	t.closeIdle()
 	time.Sleep(o.settle) // let the server settle before the baseline
-	base, _, err := procStatus(t.pid)
+	base, _, _, err := t.memory()
 	if err != nil {
 		return result{}, err
 	}
@@ -142,17 +142,18 @@ func idle(ctx context.Context, o options, t *target) (result, error) {
 		return result{}, err
 	}
 	time.Sleep(o.settle) // idle: nothing to wait for but the server settling
-	rss, threads, err := procStatus(t.pid)
+	rss, threads, mem, err := t.memory()
 	if err != nil {
 		return result{}, err
 	}
 	if o.hold > 0 {
-		fmt.Fprintf(os.Stderr, "holding %d connections to %s (pid %d) for %s\n", o.conns, t.ws, t.pid, o.hold)
+		fmt.Fprintf(os.Stderr, "holding %d connections to %s for %s\n", o.conns, t.describe(), o.hold)
 		time.Sleep(o.hold) // bounded (at most an hour): inspection time asked for
 	}
 	return result{
 		Connections: o.conns, ServerRSS: rss, BaseRSS: base, ServerThreads: threads,
 		SetupSeconds: time.Since(setup).Seconds(), Errors: l.errors.Load(),
+		Instances: l.instances(t, nil, 0, mem),
 	}, nil
 }
 
@@ -174,9 +175,9 @@ func churn(ctx context.Context, o options, t *target) (result, error) {
 	}
 	t.closeIdle()
 	var base int64
-	if t.pid > 0 {
+	if t.measured() {
 		time.Sleep(o.settle) // the baseline, as in idle
-		base, _, _ = procStatus(t.pid)
+		base, _, _, _ = t.memory()
 	}
 	r := result{Connections: o.conns, SetupSeconds: time.Since(setup).Seconds()}
 
@@ -186,7 +187,7 @@ func churn(ctx context.Context, o options, t *target) (result, error) {
 	if o.rate > 0 {
 		every = time.Duration(float64(time.Second) * float64(o.conns) / o.rate) // one worker's period
 	}
-	cpu0, err0 := procstat.ProcessCPU(t.pid)
+	cpu0, each0, ok0 := t.cpu()
 	self0, _ := procstat.ProcessCPU(os.Getpid())
 	all0, errAll0 := procstat.MachineCPU("/proc/stat")
 	t0 := time.Now()
@@ -221,7 +222,7 @@ func churn(ctx context.Context, o options, t *target) (result, error) {
 		return nil
 	})
 	window := time.Since(t0)
-	cpu1, err1 := procstat.ProcessCPU(t.pid)
+	cpu1, each1, ok1 := t.cpu()
 	self1, _ := procstat.ProcessCPU(os.Getpid())
 	all1, errAll1 := procstat.MachineCPU("/proc/stat")
 	r.MeasuredSeconds = window.Seconds()
@@ -229,22 +230,31 @@ func churn(ctx context.Context, o options, t *target) (result, error) {
 		r.MachineCPU = (all1 - all0).Seconds() / window.Seconds()
 	}
 	r.ClientCPU = (self1 - self0).Seconds() / window.Seconds()
-	r.ServerMeasured = t.pid > 0 && err0 == nil && err1 == nil
+	r.ServerMeasured = ok0 && ok1
 	r.ServerCPUSeconds = (cpu1 - cpu0).Seconds()
 	r.Cycles, r.Errors = cycles.Load(), failed.Load()
 	ps := lat.percentiles(0.5, 0.99, 1)
 	r.P50ms, r.P99ms, r.MaxMs = ms(ps[0]), ms(ps[1]), ms(ps[2])
-	if t.pid > 0 {
+	var mem []procMemory
+	if t.measured() {
 		time.Sleep(o.settle) // what is left once the server has settled
 		r.BaseRSS = base
-		r.ServerRSS, r.ServerThreads, _ = procStatus(t.pid) // zero when unreadable
+		r.ServerRSS, r.ServerThreads, mem, _ = t.memory() // zero when unreadable
 	}
+	var each []time.Duration
+	if r.ServerMeasured {
+		each = make([]time.Duration, len(each1))
+		for i := range each1 {
+			each[i] = each1[i] - each0[i]
+		}
+	}
+	r.Instances = instanceResults(t, nil, each, window, mem) // churn's connections come and go
 	return r, nil
 }
 
 // cycle is one connection of churn: connect, subscribe, disconnect, close.
 func cycle(ctx context.Context, t *target, cred string, k int) error {
-	c, err := t.dial(ctx, cred)
+	c, err := t.dial(ctx, k, cred)
 	if err != nil {
 		return err
 	}

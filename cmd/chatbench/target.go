@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chat-service/chat/cmd/internal/procstat"
 	"github.com/chat-service/chat/modules/stomp"
 )
 
@@ -22,19 +23,39 @@ import (
 // created over REST and whose users connect with development tokens, or a
 // peer broker (RabbitMQ Web-STOMP), where a session is a topic nobody has
 // to create and every connection logs in with one login.
+//
+// The chat service may be several cmd/chat processes sharing a database and
+// a broker: connection i goes to instance i mod n (see instanceOf), REST
+// setup to the first, and the server's CPU and RSS are the instances' sums.
 type target struct {
-	name string // "chat-service" or "rabbitmq"
-	peer bool
-	ws   string // the STOMP-over-WebSocket endpoint, ws://host:port/path
-	pid  int    // the server process, 0 when unknown
-	run  string // distinguishes this run's users and topics from another's
+	name      string // "chat-service" or "rabbitmq"
+	peer      bool
+	instances []instance // at least one; the peer has one
+	run       string     // distinguishes this run's users and topics from another's
 
 	// chat service
-	base string // http://host:port
 	http *http.Client
 
 	// peer
 	login, passcode string
+}
+
+// instance is one server process of a target.
+type instance struct {
+	base string // the chat service's http://host:port ("" for the peer)
+	ws   string // the STOMP-over-WebSocket endpoint, ws://host:port/path
+	pid  int    // the process, 0 when unknown
+}
+
+// instanceOf is the instance connection i of a shape goes to: round robin,
+// so that consecutive connections (the members of one session, which the
+// shapes number consecutively) land on different instances when there are
+// several, and their messages cross instances through the broker.
+func instanceOf(i, n int) int {
+	if n <= 1 {
+		return 0
+	}
+	return i % n
 }
 
 // session is a conversation of the load: the service's session id and topic,
@@ -46,27 +67,42 @@ type session struct {
 
 func newRunID() string { return strconv.FormatInt(time.Now().UnixNano()/1e6, 36) }
 
-// serviceTarget is the chat service of o: the -url one, or the built-in
-// server started as a child (stop ends it).
+// serviceTarget is the chat service of o: the -url instances, or the
+// built-in server started as a child (stop ends it).
 func serviceTarget(o options) (*target, func(), error) {
 	stop := func() {}
-	base, pid := o.url, o.pid
-	if base == "" {
-		var err error
-		base, pid, stop, err = startServer(o.queue, o.profile)
+	var instances []instance
+	if len(o.urls) == 0 {
+		base, pid, s, err := startServer(o.queue, o.profile)
 		if err != nil {
 			return nil, nil, err
 		}
-	} else if pid == 0 {
-		fmt.Fprintln(os.Stderr, "warning: no -server-pid: server CPU and RSS are not measured")
+		stop = s
+		instances = append(instances, serviceInstance(base, pid))
+	} else {
+		if len(o.pids) == 0 {
+			fmt.Fprintln(os.Stderr, "warning: no -server-pid: server CPU and RSS are not measured")
+		}
+		for i, u := range o.urls {
+			pid := 0
+			if i < len(o.pids) {
+				pid = o.pids[i]
+			}
+			instances = append(instances, serviceInstance(u, pid))
+		}
 	}
-	base = strings.TrimRight(base, "/")
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 64
 	return &target{
-		name: "chat-service", ws: "ws" + strings.TrimPrefix(base, "http") + "/ws", pid: pid, run: newRunID(),
-		base: base, http: &http.Client{Transport: tr, Timeout: 30 * time.Second},
+		name: "chat-service", instances: instances, run: newRunID(),
+		http: &http.Client{Transport: tr, Timeout: 30 * time.Second},
 	}, stop, nil
+}
+
+// serviceInstance is a cmd/chat at base (http://host:port), STOMP at /ws.
+func serviceInstance(base string, pid int) instance {
+	base = strings.TrimRight(base, "/")
+	return instance{base: base, ws: "ws" + strings.TrimPrefix(base, "http") + "/ws", pid: pid}
 }
 
 // peerTarget is the peer of o; its pid is found in /proc unless given.
@@ -79,17 +115,75 @@ func peerTarget(o options) (*target, error) {
 		}
 	}
 	return &target{
-		name: o.peer, peer: true, ws: o.peerURL, pid: pid, run: newRunID(),
+		name: o.peer, peer: true, instances: []instance{{ws: o.peerURL, pid: pid}}, run: newRunID(),
 		login: o.peerLogin, passcode: o.peerPasscode,
 	}, nil
 }
 
 func (t *target) describe() string {
-	pid := "pid unknown"
-	if t.pid > 0 {
-		pid = "pid " + strconv.Itoa(t.pid)
+	var parts []string
+	for _, in := range t.instances {
+		pid := "pid unknown"
+		if in.pid > 0 {
+			pid = "pid " + strconv.Itoa(in.pid)
+		}
+		parts = append(parts, in.ws+", "+pid)
 	}
-	return t.ws + ", " + pid
+	return strings.Join(parts, "; ")
+}
+
+// measured reports whether every instance's process is known, so that the
+// server's CPU and RSS can be read (a partial sum would mislead).
+func (t *target) measured() bool {
+	for _, in := range t.instances {
+		if in.pid <= 0 {
+			return false
+		}
+	}
+	return len(t.instances) > 0
+}
+
+// cpu is the CPU time the instances have used, in total and each; ok is
+// false when a process is unknown or unreadable.
+func (t *target) cpu() (total time.Duration, each []time.Duration, ok bool) {
+	if !t.measured() {
+		return 0, nil, false
+	}
+	each = make([]time.Duration, len(t.instances))
+	for i, in := range t.instances {
+		c, err := procstat.ProcessCPU(in.pid)
+		if err != nil {
+			return 0, nil, false
+		}
+		each[i] = c
+		total += c
+	}
+	return total, each, true
+}
+
+// memory is the instances' resident memory and threads, in total and each;
+// err when a process is unknown or unreadable.
+func (t *target) memory() (rss int64, threads int, each []procMemory, err error) {
+	if !t.measured() {
+		return 0, 0, nil, errors.New("the server's process id is unknown")
+	}
+	each = make([]procMemory, len(t.instances))
+	for i, in := range t.instances {
+		r, th, err := procStatus(in.pid)
+		if err != nil {
+			return 0, 0, nil, err
+		}
+		each[i] = procMemory{rss: r, threads: th}
+		rss += r
+		threads += th
+	}
+	return rss, threads, each, nil
+}
+
+// procMemory is one process's resident memory and threads.
+type procMemory struct {
+	rss     int64
+	threads int
 }
 
 // user names a user of this run.
@@ -159,12 +253,14 @@ func (t *target) errorsDest() string {
 	return stomp.QueueErrors
 }
 
-// dial opens a STOMP connection with a user's credential.
-func (t *target) dial(ctx context.Context, credential string) (*conn, error) {
+// dial opens connection i of a shape, with a user's credential, to the
+// instance instanceOf(i) picks.
+func (t *target) dial(ctx context.Context, i int, credential string) (*conn, error) {
+	ws := t.instances[instanceOf(i, len(t.instances))].ws
 	if t.peer {
-		return dialSTOMP(ctx, t.ws, "/", t.login, t.passcode)
+		return dialSTOMP(ctx, ws, "/", t.login, t.passcode)
 	}
-	return dialSTOMP(ctx, t.ws+"?access_token="+url.QueryEscape(credential), "bench", "", "")
+	return dialSTOMP(ctx, ws+"?access_token="+url.QueryEscape(credential), "bench", "", "")
 }
 
 func (t *target) call(ctx context.Context, method, path, token string, in, out any) error {
@@ -176,7 +272,9 @@ func (t *target) call(ctx context.Context, method, path, token string, in, out a
 		}
 		body = strings.NewReader(string(b))
 	}
-	req, err := http.NewRequestWithContext(ctx, method, t.base+path, body)
+	// REST setup (tokens, sessions) goes to the first instance: they share
+	// the database.
+	req, err := http.NewRequestWithContext(ctx, method, t.instances[0].base+path, body)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -33,8 +34,10 @@ func TestParseArgsDefaults(t *testing.T) {
 			return o.peer == "rabbitmq" && !o.compare && o.conns == 10 && o.peerURL == "ws://127.0.0.1:15674/ws" && o.peerLogin == "guest"
 		}},
 		{[]string{"-conns", "10", "-users", "50", "fanout"}, func(o options) bool { return o.users == 10 }}, // no user without a connection
-		{[]string{"-url", "http://127.0.0.1:8080", "-pid", "42", "idle"}, func(o options) bool { return o.pid == 42 }},
-		{[]string{"-url", "http://localhost:8080", "-server-pid", "43", "pairs"}, func(o options) bool { return o.pid == 43 }},
+		{[]string{"-url", "http://127.0.0.1:8080", "-pid", "42", "idle"}, func(o options) bool { return slices.Equal(o.pids, []int{42}) }},
+		{[]string{"-url", "http://localhost:8080", "-server-pid", "43", "pairs"}, func(o options) bool {
+			return slices.Equal(o.pids, []int{43}) && slices.Equal(o.urls, []string{"http://localhost:8080"})
+		}},
 		{[]string{"-receipts=false", "groups", "-members", "3"}, func(o options) bool { return !o.receipts && o.members == 3 }},
 	} {
 		o, err := parseArgs(tc.args, io.Discard)
