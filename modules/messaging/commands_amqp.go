@@ -263,18 +263,7 @@ func (q *amqpCommands) consumeOnce(ctx context.Context, sh *shard, st *commandSt
 		}
 		lastGot = time.Now()
 		batch = append(batch[:0], first)
-	more:
-		for len(batch) < q.cfg.Prefetch {
-			select {
-			case d, ok := <-deliveries:
-				if !ok {
-					break more
-				}
-				batch = append(batch, d)
-			default:
-				break more
-			}
-		}
+		batch = collect(batch, deliveries, q.cfg.Prefetch)
 		sh.lastGot.Store(time.Now().UnixNano())
 		msgs = msgs[:0]
 		for _, d := range batch {
@@ -301,6 +290,36 @@ func (q *amqpCommands) consumeOnce(ctx context.Context, sh *shard, st *commandSt
 		}
 		q.consumed.Add(int64(len(batch)))
 	}
+}
+
+// batchLinger is how long a consumer waits for the next delivery of a
+// batch. amqp091 hands prefetched deliveries over an unbuffered channel, one
+// at a time, from a goroutine of its own: a batch taken only from what is
+// ready at once held one command (measured: 1.0 per batch under 2,000
+// sends/s), and every command then cost a transaction.
+const batchLinger = 500 * time.Microsecond
+
+// collect adds to batch the deliveries that arrive within batchLinger of
+// each other, up to max.
+func collect(batch []amqp.Delivery, deliveries <-chan amqp.Delivery, max int) []amqp.Delivery {
+	if len(batch) >= max {
+		return batch
+	}
+	t := time.NewTimer(batchLinger)
+	defer t.Stop()
+	for len(batch) < max {
+		select {
+		case d, ok := <-deliveries:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, d)
+			t.Reset(batchLinger) // no stale fire to drain since Go 1.23
+		case <-t.C:
+			return batch
+		}
+	}
+	return batch
 }
 
 // rebalance hands shards this instance holds beyond its share to the other
