@@ -13,6 +13,8 @@ var errClosed = errors.New("shutting down")
 
 // batcher gathers items that arrive concurrently into batches for run,
 // which stores a batch in one transaction and answers each of its items.
+// An item weighs size(item) (a group of sends weighs its sends); a batch
+// weighs at most max, unless one item alone is heavier.
 //
 // writers goroutines take batches: each takes what is queued, up to max.
 // When another batch is being stored at that moment (the database is
@@ -23,6 +25,7 @@ var errClosed = errors.New("shutting down")
 // engines, applied one level up; no library does it for database/sql.
 type batcher[T any] struct {
 	run     func([]T)
+	size    func(T) int
 	max     int
 	wait    time.Duration
 	in      chan T
@@ -32,8 +35,8 @@ type batcher[T any] struct {
 	wg      sync.WaitGroup
 }
 
-func newBatcher[T any](writers, maxBatch int, wait time.Duration, run func([]T)) *batcher[T] {
-	b := &batcher[T]{run: run, max: maxBatch, wait: wait, in: make(chan T, 4*maxBatch), done: make(chan struct{})}
+func newBatcher[T any](writers, maxBatch int, wait time.Duration, size func(T) int, run func([]T)) *batcher[T] {
+	b := &batcher[T]{run: run, size: size, max: maxBatch, wait: wait, in: make(chan T, 4*maxBatch), done: make(chan struct{})}
 	for range max(writers, 1) {
 		b.wg.Add(1)
 		go b.work()
@@ -66,14 +69,22 @@ func (b *batcher[T]) close() {
 
 func (b *batcher[T]) work() {
 	defer b.wg.Done()
-	batch := make([]T, 0, b.max)
+	var (
+		batch = make([]T, 0, b.max)
+		carry []T // an item taken that did not fit: the next batch starts with it
+	)
 	for {
-		select {
-		case first := <-b.in:
-			batch = b.fill(append(batch[:0], first))
-		case <-b.done:
-			return
+		var first T
+		if len(carry) > 0 {
+			first, carry = carry[0], carry[:0]
+		} else {
+			select {
+			case first = <-b.in:
+			case <-b.done:
+				return
+			}
 		}
+		batch, carry = b.fill(append(batch[:0], first), b.size(first), carry)
 		b.running.Add(1)
 		b.run(batch)
 		b.running.Add(-1)
@@ -81,30 +92,43 @@ func (b *batcher[T]) work() {
 	}
 }
 
-// fill adds what is queued to batch and, while another batch is being
-// stored, what arrives within wait.
-func (b *batcher[T]) fill(batch []T) []T {
-	for len(batch) < b.max {
+// fill adds to batch (of weight) what is queued and, while another batch
+// is being stored, what arrives within wait. An item that would take the
+// batch past max goes to carry instead.
+func (b *batcher[T]) fill(batch []T, weight int, carry []T) ([]T, []T) {
+	add := func(x T) bool {
+		if weight+b.size(x) > b.max {
+			carry = append(carry, x)
+			return false
+		}
+		batch, weight = append(batch, x), weight+b.size(x)
+		return true
+	}
+	for weight < b.max {
 		select {
 		case x := <-b.in:
-			batch = append(batch, x)
+			if !add(x) {
+				return batch, carry
+			}
 			continue
 		default:
 		}
 		break
 	}
-	if len(batch) >= b.max || b.wait <= 0 || b.running.Load() == 0 {
-		return batch
+	if weight >= b.max || b.wait <= 0 || b.running.Load() == 0 {
+		return batch, carry
 	}
 	timer := time.NewTimer(b.wait)
 	defer timer.Stop()
-	for len(batch) < b.max {
+	for weight < b.max {
 		select {
 		case x := <-b.in:
-			batch = append(batch, x)
+			if !add(x) {
+				return batch, carry
+			}
 		case <-timer.C:
-			return batch
+			return batch, carry
 		}
 	}
-	return batch
+	return batch, carry
 }

@@ -93,7 +93,7 @@ func (s *Service) SendQueued(ctx context.Context, sends []QueuedSend) ([]Appende
 	}
 	for start := 0; start < len(batch); start += s.maxBatch {
 		chunk := batch[start:min(start+s.maxBatch, len(batch))]
-		if err := s.storeAll(ctx, chunk); err != nil {
+		if err := s.storeGroup(ctx, chunk); err != nil {
 			return nil, err
 		}
 		for j, p := range chunk {
@@ -103,6 +103,44 @@ func (s *Service) SendQueued(ctx context.Context, sends []QueuedSend) ([]Appende
 	return out, nil
 }
 
+// sendGroup is sends that go into one transaction together, in order: a
+// REST send alone, or a batch of the command queue, which is never split
+// (so that a session's commands keep their order) but may share its
+// transaction with other groups (other shards' batches, REST sends).
+type sendGroup struct {
+	ctx   context.Context
+	sends []*pendingSend
+	err   error         // the whole group's: the database failed
+	done  chan struct{} // closed once err and every send's res are set
+}
+
+// storeGroup stores sends in order: through group commit when it is on,
+// else in a transaction of their own. The error is the whole group's.
+func (s *Service) storeGroup(ctx context.Context, sends []*pendingSend) error {
+	if s.sends == nil {
+		return s.storeAll(ctx, sends)
+	}
+	g := &sendGroup{ctx: ctx, sends: sends, done: make(chan struct{})}
+	if err := s.sends.submit(ctx, g); err != nil {
+		return s.unsent(sends[0].nm.SessionID, err)
+	}
+	select {
+	case <-g.done:
+		return g.err
+	case <-ctx.Done():
+		// It may still be stored: a retry with the same clientMessageId
+		// (or, for a command, its message id) finds it.
+		return s.unsent(sends[0].nm.SessionID, ctx.Err())
+	case <-s.sends.closed():
+		select {
+		case <-g.done: // stored by a batch that was running
+			return g.err
+		default:
+			return s.unsent(sends[0].nm.SessionID, errClosed)
+		}
+	}
+}
+
 // pendingSend is a send on its way through group commit.
 type pendingSend struct {
 	ctx    context.Context
@@ -110,7 +148,6 @@ type pendingSend struct {
 	ps     []string // the session's participants, who the event goes to
 	sender *Sender
 	res    Appended
-	done   chan struct{} // closed once res is set
 }
 
 // prepare checks a valid send against the session and gives it an id (the
@@ -158,22 +195,8 @@ func (s *Service) store1(ctx context.Context, userID string, req SendRequest) (M
 		msg.Sender = p.sender
 		return msg, created, nil
 	}
-	p.done = make(chan struct{})
-	if err := s.sends.submit(ctx, p); err != nil {
-		return Message{}, false, s.unsent(req.SessionID, err)
-	}
-	select {
-	case <-p.done:
-	case <-ctx.Done():
-		// It may still be stored: a retry with the same clientMessageId
-		// finds it.
-		return Message{}, false, s.unsent(req.SessionID, ctx.Err())
-	case <-s.sends.closed():
-		select {
-		case <-p.done: // stored by a batch that was running
-		default:
-			return Message{}, false, s.unsent(req.SessionID, errClosed)
-		}
+	if err := s.storeGroup(ctx, []*pendingSend{p}); err != nil {
+		return Message{}, false, err
 	}
 	if p.res.Err != nil {
 		return Message{}, false, p.res.Err
@@ -187,31 +210,34 @@ func (s *Service) unsent(sessionID string, err error) error {
 	return fmt.Errorf("%w: send to session %s: %w", ErrUnavailable, sessionID, err)
 }
 
-// storeBatch is the group commit's run: it stores the sends whose callers
-// still wait, and answers each.
-func (s *Service) storeBatch(batch []*pendingSend) {
-	live := batch[:0:0]
-	for _, p := range batch {
-		if p.ctx.Err() != nil {
-			close(p.done) // its caller is gone; nothing stored
+// storeBatch is the group commit's run: it stores the groups whose callers
+// still wait, in one transaction, and answers each.
+func (s *Service) storeBatch(batch []*sendGroup) {
+	var (
+		live  []*sendGroup
+		sends []*pendingSend
+	)
+	for _, g := range batch {
+		if g.ctx.Err() != nil {
+			close(g.done) // its caller is gone; nothing stored
 			continue
 		}
-		live = append(live, p)
+		live, sends = append(live, g), append(sends, g.sends...)
 	}
 	if len(live) == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()
-	if err := s.storeAll(ctx, live); err != nil {
-		for _, p := range live {
-			p.res.Err = err
-		}
-	}
-	for _, p := range live {
-		close(p.done)
+	err := s.storeAll(ctx, sends)
+	for _, g := range live {
+		g.err = err
+		close(g.done)
 	}
 }
+
+// groupSize is a group's weight in a batch: its sends.
+func groupSize(g *sendGroup) int { return len(g.sends) }
 
 // storeAll stores sends in one transaction with their events, and sets
 // each one's res; the error is the whole batch's.

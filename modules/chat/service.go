@@ -44,7 +44,7 @@ type Service struct {
 	log     *slog.Logger
 	// sends batches concurrent sends into shared transactions
 	// (storage.group_commit); nil when it is off.
-	sends    *batcher[*pendingSend]
+	sends    *batcher[*sendGroup]
 	maxBatch int
 }
 
@@ -96,7 +96,7 @@ func NewService(d Deps) (*Service, error) {
 		if w, ok := d.Store.(interface{ ConcurrentWriters() int }); ok && writers == 0 {
 			writers = w.ConcurrentWriters()
 		}
-		s.sends = newBatcher(writers, s.maxBatch, d.GroupCommit.MaxWait, s.storeBatch)
+		s.sends = newBatcher(writers, s.maxBatch, d.GroupCommit.MaxWait, groupSize, s.storeBatch)
 	}
 	return s, nil
 }
