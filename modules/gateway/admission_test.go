@@ -95,7 +95,7 @@ func TestPreauthCapPerAddress(t *testing.T) {
 // upgrades get 503 with Retry-After.
 func TestConnectRate(t *testing.T) {
 	t.Parallel()
-	s := newServer(t, tweak{gw: func(o *gateway.Options) { o.Limits.ConnectRate = 3 }})
+	s := newServer(t, tweak{gw: func(o *gateway.Options) { o.Limits.ConnectRate = 1 }})
 	refused := 0
 	for range 10 {
 		ws, resp, err := s.dial(t, url.Values{"access_token": {authtest.Token(t, "bob")}}, nil, "v12.stomp")
@@ -107,7 +107,7 @@ func TestConnectRate(t *testing.T) {
 		refused++
 	}
 	if refused < 5 {
-		t.Fatalf("only %d of 10 immediate connections refused at 3 per second", refused)
+		t.Fatalf("only %d of 10 immediate connections refused at 1 per second", refused)
 	}
 	if v := counterValue(t, s, "chat_gateway_refused_connections_total"); v != float64(refused) {
 		t.Fatalf("refused counter %v, want %d", v, refused)

@@ -143,11 +143,62 @@ func (g *Gateway) serveSockJSRequest(h http.Handler, w http.ResponseWriter, r *h
 			problem.Error(w, http.StatusForbidden, "forbidden", "the SockJS session belongs to another user")
 			return
 		}
-		h.ServeHTTP(&deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), wait: g.o.WriteWait, b: b}, r)
+		dw := &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), wait: g.o.WriteWait, b: b}
+		if kind == "xhr" {
+			servePoll(h, dw, r)
+			return
+		}
+		h.ServeHTTP(dw, r)
 	default:
 		h.ServeHTTP(w, r) // sockjs-go answers 404 or 405
 	}
 }
+
+// anotherReceiver is sockjs-go's answer to a receiving request while the
+// session still has one attached.
+const anotherReceiver = "c[2010,\"Another connection still open\"]\n"
+
+// servePoll serves an xhr-polling request, working around a race in
+// sockjs-go: a poll that ends (it carried a frame) detaches from its
+// session on another goroutine, and the client's next poll, when it comes
+// first, is answered "Another connection still open", which ends the
+// session for the client. The poll's short answer is buffered; when it is
+// that refusal, the poll is tried again a few times before it is sent.
+func servePoll(h http.Handler, w http.ResponseWriter, r *http.Request) {
+	for attempt := 0; ; attempt++ {
+		pb := &pollBuffer{header: w.Header()}
+		h.ServeHTTP(pb, r)
+		if pb.buf.String() == anotherReceiver && attempt < 40 && r.Context().Err() == nil {
+			time.Sleep(5 * time.Millisecond)
+			continue
+		}
+		if pb.status != 0 {
+			w.WriteHeader(pb.status)
+		}
+		_, _ = w.Write(pb.buf.Bytes()) // a client gone meanwhile is the session's concern (it times out)
+		return
+	}
+}
+
+// pollBuffer holds an xhr-polling response (one frame batch) until the
+// handler returns.
+type pollBuffer struct {
+	header http.Header
+	status int
+	buf    bytes.Buffer
+}
+
+func (p *pollBuffer) Header() http.Header { return p.header }
+
+func (p *pollBuffer) WriteHeader(status int) {
+	if p.status == 0 {
+		p.status = status
+	}
+}
+
+func (p *pollBuffer) Write(b []byte) (int, error) { return p.buf.Write(b) }
+
+func (p *pollBuffer) Flush() {}
 
 // readBody reads a request body of at most limit bytes within timeout
 // and answers the client itself when it cannot (413, 400, 408).

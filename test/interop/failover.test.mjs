@@ -66,7 +66,7 @@ test('an instance dies: clients reconnect through nginx and resume with since-se
   const { id: sessionId } = await api('POST', '/api/chat/sessions', ta, { participants: [bob] });
   const ws = () => new WebSocket(`${wsBase}/ws`, ['v12.stomp']);
   const sockjs = (transport) => () =>
-    new SockJS(`${base}/ws?access_token=${encodeURIComponent(tb)}`, null, { transports: [transport] });
+    new SockJS(`${base}/ws?access_token=${encodeURIComponent(tb)}`, null, { transports: [transport], sessionId: 16 });
   // Raw WebSockets are spread by least_conn; SockJS sessions by their id.
   const devices = [
     device('websocket-1', ws, tb, sessionId),

@@ -672,8 +672,10 @@
   function makeSocket() {
     if (useSockJS()) {
       // sockjs-client copies the query onto every transport URL.
+      // The server refuses SockJS session ids shorter than 16 characters
+      // (sockjs-client's default is 8): the id ties a session's requests together.
       return new SockJS(`/ws?access_token=${encodeURIComponent(auth.token)}`, null,
-        { transports: ['websocket', 'xhr-streaming', 'xhr-polling'] });
+        { transports: ['websocket', 'xhr-streaming', 'xhr-polling'], sessionId: 16 });
     }
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
     return new WebSocket(`${scheme}//${location.host}/ws`, ['v12.stomp', 'v11.stomp', 'v10.stomp']);
