@@ -54,13 +54,23 @@ INSERT INTO chat_messages (id, session_id, seq, sender_id, content, created_at) 
 INSERT INTO chat_message_outbox (uuid, payload, metadata, transaction_id) VALUES (gen_random_uuid()::text, convert_to(repeat('x', 500), 'UTF8'), '{"event_type":"message"}', pg_current_xact_id());
 END;
 SQL
-b0=$(busy)
-pgbench -n -c "$CONC" -j 2 -T "$DURATION" -f "$work/send.sql" "$pgdb" >"$work/pgbench.out" 2>&1
-b1=$(busy)
-tx=$(awk '/number of transactions actually processed/{print $NF}' "$work/pgbench.out" | cut -d/ -f1)
-tps=$(awk '/^tps/{print $3; exit}' "$work/pgbench.out")
-lat=$(awk '/latency average/{print $4}' "$work/pgbench.out")
-echo "pgbench: $CONC clients, $tps tx/s, latency average $lat ms, machine CPU $(( (b1 - b0) * 10000000 / tx / 1000 )) µs/tx"
+run_pgbench() { # label
+	local b0 b1 tx tps lat
+	b0=$(busy)
+	pgbench -n -c "$CONC" -j 2 -T "$DURATION" -f "$work/send.sql" "$pgdb" >"$work/pgbench.out" 2>&1
+	b1=$(busy)
+	tx=$(awk '/number of transactions actually processed/{print $NF}' "$work/pgbench.out" | cut -d/ -f1)
+	tps=$(awk '/^tps/{print $3; exit}' "$work/pgbench.out")
+	lat=$(awk '/latency average/{print $4}' "$work/pgbench.out")
+	echo "$1: $CONC clients, $tps tx/s, latency average $lat ms, machine CPU $(( (b1 - b0) * 10000000 / tx / 1000 )) µs/tx"
+}
+# The peer: the three statements alone, one message per transaction.
+psql -q -d "$pgdb" -c "DROP TRIGGER chat_outbox_notify ON chat_message_outbox"
+run_pgbench "pgbench (3 statements)"
+# And with the schema's outbox trigger (pg_notify at commit), which every
+# service transaction also fires, once per batch.
+psql -q -d "$pgdb" -c "CREATE TRIGGER chat_outbox_notify AFTER INSERT ON chat_message_outbox FOR EACH STATEMENT EXECUTE FUNCTION chat_outbox_notify()"
+run_pgbench "pgbench (3 statements + outbox notify trigger)"
 
 # 2 and 3. The service, built once.
 go build -o "$work/chat" ./cmd/chat
