@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"log/slog"
 	"strconv"
 	"sync"
 
@@ -108,10 +109,7 @@ type commandStore struct {
 	// report writes error events to the outbox, in one transaction.
 	report func(ctx context.Context, evs []chat.Event) error
 	m      *metrics
-	log    interface {
-		Error(msg string, args ...any)
-		Debug(msg string, args ...any)
-	}
+	log    *slog.Logger
 }
 
 // store stores msgs, in order. nil means every command is done with

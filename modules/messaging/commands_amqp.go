@@ -110,19 +110,24 @@ func (q *amqpCommands) consume(ctx context.Context, st *commandStore) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		tick := time.NewTicker(leftoverCheck)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-				q.drainLeftovers(ctx, st, true)
-			}
-		}
+		every(ctx, leftoverCheck, func() { q.drainLeftovers(ctx, st, true) })
 	}()
-	q.rebalance(ctx, shards)
+	every(ctx, rebalanceEvery, func() { q.rebalance(ctx, shards) })
 	wg.Wait()
+}
+
+// every runs fn every d until ctx ends.
+func every(ctx context.Context, d time.Duration, fn func()) {
+	tick := time.NewTicker(d)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			fn()
+		}
+	}
 }
 
 // leftoverCheck is how often an instance looks for commands in leftover
@@ -322,32 +327,23 @@ func collect(batch []amqp.Delivery, deliveries <-chan amqp.Delivery, max int) []
 	return batch
 }
 
-// rebalance hands shards this instance holds beyond its share to the other
-// instances, until ctx ends.
+// rebalance hands the shards this instance consumes beyond its share to
+// the other instances.
 func (q *amqpCommands) rebalance(ctx context.Context, shards []*shard) {
-	tick := time.NewTicker(rebalanceEvery)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
+	info, ok := q.inspect(ctx, shards[0].queue)
+	if !ok || info.Consumers < 2 {
+		return
+	}
+	share := (len(shards) + info.Consumers - 1) / info.Consumers
+	since := time.Now().Add(-activeFor).UnixNano()
+	var active []*shard
+	for _, sh := range shards {
+		if sh.lastGot.Load() > since {
+			active = append(active, sh)
 		}
-		info, ok := q.inspect(ctx, shards[0].queue)
-		if !ok || info.Consumers < 2 {
-			continue
-		}
-		share := (len(shards) + info.Consumers - 1) / info.Consumers
-		since := time.Now().Add(-activeFor).UnixNano()
-		var active []*shard
-		for _, sh := range shards {
-			if sh.lastGot.Load() > since {
-				active = append(active, sh)
-			}
-		}
-		for _, sh := range active[min(share, len(active)):] {
-			sh.lastGot.Store(0)
-			sh.yield.Store(true)
-		}
+	}
+	for _, sh := range active[min(share, len(active)):] {
+		sh.lastGot.Store(0)
+		sh.yield.Store(true)
 	}
 }
