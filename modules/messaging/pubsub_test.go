@@ -1,6 +1,8 @@
 package messaging
 
 import (
+	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -37,10 +39,11 @@ func runPubSubSuite(t *testing.T, b *sqlBackend, features tests.Features) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sub, err := wmsql.NewSubscriber(b.db, wmsql.SubscriberConfig{
+		wsub, err := wmsql.NewSubscriber(b.db, wmsql.SubscriberConfig{
 			ConsumerGroup: group, PollInterval: 10 * time.Millisecond, ResendInterval: 100 * time.Millisecond,
 			SchemaAdapter: b.schema, OffsetsAdapter: b.offsets, InitializeSchema: true,
 		}, b.log)
+		sub := &closingSubscriber{sub: wsub}
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -49,4 +52,45 @@ func runPubSubSuite(t *testing.T, b *sqlBackend, features tests.Features) {
 	tests.TestPubSub(t, features,
 		func(t *testing.T) (message.Publisher, message.Subscriber) { return withGroup(t, "test") },
 		withGroup)
+}
+
+// closingSubscriber is a watermill-sql subscriber whose Close returns after
+// every channel it handed out is closed: watermill-sql's returns when its
+// polling stops, and closes the channel a moment later.
+type closingSubscriber struct {
+	sub *wmsql.Subscriber
+	wg  sync.WaitGroup
+}
+
+// Subscribe implements message.Subscriber.
+func (s *closingSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	in, err := s.sub.Subscribe(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan *message.Message)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer close(out)
+		for msg := range in {
+			select {
+			case out <- msg:
+			case <-msg.Context().Done(): // the subscriber is closing; unacked, it stays unread
+			}
+		}
+	}()
+	return out, nil
+}
+
+// SubscribeInitialize implements message.SubscribeInitializer.
+func (s *closingSubscriber) SubscribeInitialize(topic string) error {
+	return s.sub.SubscribeInitialize(topic)
+}
+
+// Close implements message.Subscriber.
+func (s *closingSubscriber) Close() error {
+	err := s.sub.Close()
+	s.wg.Wait()
+	return err
 }
