@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"net"
 	"net/url"
 	"sync"
 	"testing"
@@ -212,15 +211,5 @@ func (in *instance) sendAll(t testing.TB, sessions []string, perSession int, par
 // URL through it.
 func newAMQPProxy(t testing.TB, rawURL string) (*tcpproxy.Proxy, string) {
 	t.Helper()
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	target := u.Host
-	if u.Port() == "" {
-		target = net.JoinHostPort(u.Hostname(), "5672")
-	}
-	p := tcpproxy.New(t, target)
-	u.Host = p.Addr()
-	return p, u.String()
+	return tcpproxy.ForURL(t, rawURL, "5672")
 }

@@ -3,7 +3,6 @@ package rest_test
 import (
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 
@@ -45,16 +44,8 @@ func backends(t *testing.T, tweak func(*config.Config), fn func(t *testing.T, a 
 // the test can cut, with a short connect timeout.
 func proxiedPostgres(t *testing.T) (config.Storage, *tcpproxy.Proxy) {
 	storage := storetest.NewPostgres(t)
-	u, err := url.Parse(storage.DSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := tcpproxy.New(t, u.Host)
-	u.Host = proxy.Addr()
-	q := u.Query()
-	q.Set("connect_timeout", "2")
-	u.RawQuery = q.Encode()
-	storage.DSN = u.String()
+	proxy, dsn := tcpproxy.ForURL(t, storage.DSN, "5432", "connect_timeout", "2")
+	storage.DSN = dsn
 	return storage, proxy
 }
 

@@ -8,7 +8,6 @@ import (
 	"encoding/pem"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,16 +47,8 @@ func TestFaultKill9(t *testing.T) {
 // and everything works again afterwards without a restart.
 func TestFaultPostgresDown(t *testing.T) {
 	c := newCluster(t)
-	u, err := url.Parse(c.dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := tcpproxy.New(t, u.Host)
-	u.Host = proxy.Addr()
-	q := u.Query()
-	q.Set("connect_timeout", "2")
-	u.RawQuery = q.Encode()
-	c.dsn = u.String()
+	proxy, dsn := tcpproxy.ForURL(t, c.dsn, "5432", "connect_timeout", "2")
+	c.dsn = dsn
 	a, b := c.start("a"), c.start("b")
 	sid := createSession(t, a, "alice", "bob", "carol")
 	tr := newTraffic(t, sid, a, b)

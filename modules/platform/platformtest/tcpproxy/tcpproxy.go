@@ -6,6 +6,7 @@ package tcpproxy
 import (
 	"io"
 	"net"
+	"net/url"
 	"sync"
 	"testing"
 	"time"
@@ -100,4 +101,28 @@ func (p *Proxy) close() {
 	_ = p.ln.Close()
 	p.Cut()
 	p.wg.Wait()
+}
+
+// ForURL puts a proxy in front of the server of rawURL (a postgres:// or
+// amqp:// URL; defaultPort when it names none) and returns the proxy and
+// the URL through it, with the rest of rawURL (credentials, path, query)
+// kept and the query parameters of set (name, value, ...) set.
+func ForURL(t testing.TB, rawURL, defaultPort string, set ...string) (*Proxy, string) {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := u.Host
+	if u.Port() == "" {
+		target = net.JoinHostPort(u.Hostname(), defaultPort)
+	}
+	p := New(t, target)
+	u.Host = p.Addr()
+	q := u.Query()
+	for i := 0; i+1 < len(set); i += 2 {
+		q.Set(set[i], set[i+1])
+	}
+	u.RawQuery = q.Encode()
+	return p, u.String()
 }
