@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -79,7 +80,7 @@ type Messaging struct {
 
 	mu      sync.Mutex // serializes Start and Stop
 	started bool
-	relay   relay                             // while started; for Check
+	relay   atomic.Pointer[relay]             // while started; for Check, which must not wait for Start or Stop
 	stops   []func(ctx context.Context) error // one per started part, in start order
 }
 
@@ -153,13 +154,11 @@ func (m *Messaging) Instance() string { return m.instance }
 // Check is the /readyz check of the relay.
 func (m *Messaging) Check() httpserver.Check {
 	return httpserver.Check{Name: "relay", Fn: func(ctx context.Context) error {
-		m.mu.Lock()
-		r := m.relay
-		m.mu.Unlock()
+		r := m.relay.Load()
 		if r == nil {
 			return errors.New("messaging is not started")
 		}
-		return r.ping(ctx)
+		return (*r).ping(ctx)
 	}}
 }
 
@@ -198,7 +197,8 @@ func (m *Messaging) Start(ctx context.Context, hub Hub, sender Sender) (err erro
 		return err
 	}
 	m.startJanitor()
-	m.relay, m.started = r, true
+	m.relay.Store(&r)
+	m.started = true
 	m.log.Info("messaging started", "relay", m.relayCfg.Driver, "storage", m.driver, "instance", m.instance,
 		"command_shards", m.cmds.Shards)
 	return nil
@@ -341,7 +341,8 @@ func (m *Messaging) Stop(ctx context.Context) error {
 	if !m.started {
 		return nil
 	}
-	m.started, m.relay = false, nil
+	m.started = false
+	m.relay.Store(nil)
 	return m.stopAll(ctx)
 }
 
