@@ -342,3 +342,52 @@ func TestCommitWakesForwarder(t *testing.T) {
 		})
 	}
 }
+
+// TestQuorumShards: with commands.queue_type quorum the shards are quorum
+// queues (what a replicated RabbitMQ cluster needs) and work the same;
+// starting again with classic is refused, naming the queue, since a queue's
+// type cannot change in place.
+func TestQuorumShards(t *testing.T) {
+	s := newSetup(t, storetest.NewPostgres(t), relayAMQP)
+	s.commands.Shards, s.commands.QueueType = 2, "quorum"
+	sender := &lazySender{}
+	a := startInstance(t, s, "a", withSender(sender))
+	sender.s.Store(newService(t, a))
+	ids := a.createSessions(t, 4, users...)
+	for j := range 10 {
+		for i, id := range ids {
+			if err := a.m.Commands().Submit(context.Background(), "alice", chat.SendRequest{SessionID: id, Content: fmt.Sprintf("s%d m%d", i, j)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	waitStoredCount(t, a, ids, 40, 60*time.Second)
+	assertStoredInOrder(t, a, ids, 10)
+
+	conn, err := amqp.Dial(s.relay.AMQP.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDeclarePassive(shardQueue(s.commands.Queue, 0), true, false, false, false, nil); err != nil {
+		t.Fatalf("shard 0 missing: %v", err)
+	}
+	classic := s
+	classic.commands.QueueType = "classic"
+	m, err := New(Params{DB: a.db.SQL, Dialect: a.db.Dialect, Relay: classic.relay, Outbox: classic.outbox, Commands: classic.commands, Instance: "classic-" + testName(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := m.Start(ctx, newRecordingHub(), noSender{}); err == nil {
+		_ = m.Stop(ctx)
+		t.Fatal("started with classic shards where quorum ones exist")
+	} else if !strings.Contains(err.Error(), shardQueue(s.commands.Queue, 0)) {
+		t.Errorf("start error %q does not name the queue", err)
+	}
+}
