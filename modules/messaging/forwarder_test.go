@@ -109,6 +109,7 @@ func (r *flakyRelay) publishAll(_ context.Context, pubs []publication) *confirma
 
 func (r *flakyRelay) events() (message.Subscriber, string) { return nil, "" }
 func (r *flakyRelay) ping(context.Context) error           { return nil }
+func (r *flakyRelay) onResume(func())                      {}
 func (r *flakyRelay) close() error                         { return nil }
 
 // assertExactlyInOrderN checks that each session's messages arrived as seq
