@@ -68,6 +68,15 @@ type Dev struct {
 	AllowUnsafe bool          `koanf:"allow_unsafe"` // dev tokens next to PostgreSQL, RabbitMQ or a non-loopback address
 }
 
+// Drivers as chat.yaml spells them: storage.driver and relay.driver. These
+// are the one definition; the modules compare against them.
+const (
+	DriverSQLite   = "sqlite"
+	DriverPostgres = "postgres"
+	RelayMemory    = "memory"
+	RelayAMQP      = "amqp"
+)
+
 // Storage selects the database.
 type Storage struct {
 	Driver       string      `koanf:"driver"`

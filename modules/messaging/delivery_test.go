@@ -124,7 +124,7 @@ func TestRelayOutage(t *testing.T) {
 	px.Cut()
 	waitRelayDown(t, a)
 	a.sendAll(t, sessions, 50, users) // 500 during: every commit must succeed
-	if err := a.m.Check().Fn(context.Background()); err == nil {
+	if err := a.m.Ready(context.Background()); err == nil {
 		t.Error("relay check passes while RabbitMQ is unreachable")
 	}
 	lag := waitLag(t, a, 500)
@@ -141,7 +141,7 @@ func TestRelayOutage(t *testing.T) {
 		t.Logf("%s: %d distinct messages, %d duplicates", in.name, n, dups)
 		assertSeqOrderIgnoringDuplicates(t, in.name, evs)
 	}
-	if err := a.m.Check().Fn(context.Background()); err != nil {
+	if err := a.m.Ready(context.Background()); err != nil {
 		t.Errorf("relay check after the outage: %v", err)
 	}
 }
@@ -150,7 +150,7 @@ func TestRelayOutage(t *testing.T) {
 func waitRelayDown(t *testing.T, in *instance) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for in.m.Check().Fn(context.Background()) == nil {
+	for in.m.Ready(context.Background()) == nil {
 		if time.Now().After(deadline) {
 			t.Fatal("relay check still passes after the cut")
 		}

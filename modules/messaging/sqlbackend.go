@@ -6,12 +6,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	wmsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
-)
-
-// Database drivers, as storage.driver spells them.
-const (
-	driverSQLite   = "sqlite"
-	driverPostgres = "postgres"
+	"github.com/chat-service/chat/config"
 )
 
 // sqlBackend builds watermill-sql publishers and subscribers for one
@@ -34,10 +29,10 @@ func newSQLBackend(db *sql.DB, driver string, batchSize int, log watermill.Logge
 	}
 	b := &sqlBackend{db: db, driver: driver, batch: batchSize, log: log}
 	switch driver {
-	case driverSQLite:
+	case config.DriverSQLite:
 		b.schema = SQLiteSchema{SubscribeBatchSize: batchSize}
 		b.offsets = SQLiteOffsets{}
-	case driverPostgres:
+	case config.DriverPostgres:
 		b.schema = wmsql.DefaultPostgreSQLSchema{
 			GenerateMessagesTableName: quoteIdent,
 			GeneratePayloadType:       func(string) string { return "BYTEA" },

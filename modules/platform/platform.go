@@ -53,6 +53,8 @@ func Options(cfg config.Config) ([]fx.Option, error) {
 		// STOMP at /ws (and SockJS when features.sockjs); its hub receives
 		// every relay event and feeds local subscriptions.
 		gateway.Module,
+
+		readiness, // /readyz: database, relay, gateway
 	}
 	if cfg.Features.WebClient {
 		opts = append(opts, webclient.Module) // the browser client at /

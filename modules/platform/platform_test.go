@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -238,5 +239,21 @@ func TestProductionSample(t *testing.T) {
 	}
 	if got := senderName(t, a); got == "" {
 		t.Fatal("no sender profile from the stub")
+	}
+}
+
+// TestReadinessChecksAreThePlatforms: /readyz asks the database, the relay
+// and the gateway, which the platform registers (the modules only report).
+func TestReadinessChecksAreThePlatforms(t *testing.T) {
+	a := platformtest.Start(t, loadSample(t, "stub"))
+	res := a.Do("GET", "/readyz", "", nil)
+	var body struct {
+		Status string            `json:"status"`
+		Checks map[string]string `json:"checks"`
+	}
+	res.JSON(t, &body)
+	want := map[string]string{"database": "ok", "relay": "ok", "gateway": "ok"}
+	if res.Status != http.StatusOK || !maps.Equal(body.Checks, want) {
+		t.Fatalf("readyz: %d %s, want 200 with checks %v", res.Status, res.Body, want)
 	}
 }
