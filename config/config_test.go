@@ -37,6 +37,18 @@ func TestDefaultsAreTheShippedFile(t *testing.T) {
 	}
 }
 
+// TestDefaultsIsWhatAnEmptyFileGives: Defaults, which tests and modules
+// start from, is exactly what start-up gives when the operator sets nothing.
+func TestDefaultsIsWhatAnEmptyFileGives(t *testing.T) {
+	cfg, err := load(t, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := Defaults(); !reflect.DeepEqual(d, cfg) {
+		t.Fatalf("Defaults() = %+v\nstart-up with an empty file = %+v", d, cfg)
+	}
+}
+
 func TestStartupErrorsNameTheKey(t *testing.T) {
 	for _, tc := range []struct {
 		name, yaml string

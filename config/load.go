@@ -35,11 +35,40 @@ type Source struct {
 	Set          []string // key.path=value pairs from -set flags
 }
 
-// Load reads the configuration and validates it. Errors name the key.
-func Load(src Source) (Config, error) {
+// Defaults is the shipped chat.yaml alone, decoded and validated: what every
+// module gets when the operator changes nothing. This is the one home of
+// default values; modules take the values they are given and do not default
+// them again. Tests start from Defaults and change what they test. The
+// embedded file always loads (TestDefaultsAreTheShippedFile), so a failure
+// here is a build mistake and panics.
+func Defaults() Config {
+	k, err := embedded()
+	if err != nil {
+		panic(err)
+	}
+	var cfg Config
+	if err := decode(k, &cfg); err != nil {
+		panic(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		panic(err)
+	}
+	return cfg
+}
+
+func embedded() (*koanf.Koanf, error) {
 	k := koanf.New(".")
 	if err := k.Load(rawbytes.Provider(chatservice.DefaultConfig), yaml.Parser()); err != nil {
-		return Config{}, fmt.Errorf("config: embedded defaults: %w", err)
+		return nil, fmt.Errorf("config: embedded defaults: %w", err)
+	}
+	return k, nil
+}
+
+// Load reads the configuration and validates it. Errors name the key.
+func Load(src Source) (Config, error) {
+	k, err := embedded()
+	if err != nil {
+		return Config{}, err
 	}
 	path := src.File
 	if path == "" {
