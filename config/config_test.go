@@ -70,6 +70,10 @@ func TestStartupErrorsNameTheKey(t *testing.T) {
 		{"missing key file", "auth:\n  jwt:\n    public_keys:\n      k1: /nonexistent/k1.pem\n", []string{"auth.jwt.public_keys.k1: cannot read"}},
 		{"no auth at all", "auth:\n  dev:\n    enabled: false\n", []string{"auth.jwt: no way to verify tokens"}},
 		{"bad amqp url", "relay:\n  driver: amqp\n  amqp:\n    url: http://x\n", []string{"relay.amqp.url"}},
+		{"every bad value at once", "limits:\n  burst: many\noutbox:\n  poll_interval: soon\n", []string{"limits.burst: cannot parse", "outbox.poll_interval: time: invalid duration"}},
+		{"profile cache ttl", "profiles:\n  cache:\n    ttl: 0s\n", []string{"profiles.cache.ttl: must be between"}},
+		{"profile timeout", "profiles:\n  timeout: 0s\n", []string{"profiles.timeout: must be between"}},
+		{"breaker failures", "profiles:\n  breaker:\n    max_failures: 0\n", []string{"profiles.breaker.max_failures: must be at least 1"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := load(t, tc.yaml, nil)

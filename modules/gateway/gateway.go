@@ -27,7 +27,8 @@ type Authenticator interface {
 
 var _ Authenticator = (*auth.Verifier)(nil)
 
-// Options configure a Gateway. Zero durations take the defaults below.
+// Options configure a Gateway. Server, Limits and Features are taken as
+// config validated them; zero durations take the defaults below.
 type Options struct {
 	Hub      *stomp.Hub
 	Auth     Authenticator
@@ -65,9 +66,6 @@ func (o *Options) defaults() {
 	}
 	if o.SockJSDisconnect <= 0 {
 		o.SockJSDisconnect = 5 * time.Second
-	}
-	if o.Limits.MaxFrameBytes <= 0 {
-		o.Limits.MaxFrameBytes = 65536
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)

@@ -14,9 +14,6 @@ import (
 	"github.com/chat-service/chat/config"
 )
 
-// defaultShutdownTimeout bounds Stop when server.shutdown_timeout is unset.
-const defaultShutdownTimeout = 10 * time.Second
-
 // Server is the HTTP(S) listener. It is created stopped; Start binds and
 // serves, Stop drains.
 type Server struct {
@@ -176,11 +173,7 @@ func (s *Server) Stop(ctx context.Context) error {
 	if !started {
 		return nil
 	}
-	timeout := s.cfg.ShutdownTimeout
-	if timeout <= 0 {
-		timeout = defaultShutdownTimeout
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ShutdownTimeout)
 	defer cancel()
 	err := s.srv.Shutdown(ctx)
 	if err != nil {

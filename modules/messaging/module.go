@@ -83,6 +83,7 @@ type Messaging struct {
 }
 
 // New builds the messaging of one instance; nothing connects before Start.
+// The configuration is taken as config validated it (config.Defaults in tests).
 func New(p Params) (*Messaging, error) {
 	if p.DB == nil {
 		return nil, errors.New("messaging: a database is required")
@@ -107,27 +108,6 @@ func New(p Params) (*Messaging, error) {
 	}
 	if m.instance == "" {
 		m.instance = instanceID()
-	}
-	if m.outboxC.PollInterval <= 0 {
-		m.outboxC.PollInterval = 50 * time.Millisecond
-	}
-	if m.outboxC.BatchSize <= 0 {
-		m.outboxC.BatchSize = 100
-	}
-	if m.cmds.PollInterval <= 0 {
-		m.cmds.PollInterval = 50 * time.Millisecond
-	}
-	if m.outboxC.Retention <= 0 {
-		m.outboxC.Retention = 24 * time.Hour
-	}
-	if m.cmds.Shards <= 0 {
-		m.cmds.Shards = 1
-	}
-	if m.cmds.Prefetch <= 0 {
-		m.cmds.Prefetch = 256
-	}
-	if m.cmds.QueueType == "" {
-		m.cmds.QueueType = "classic"
 	}
 	var err error
 	if m.backend, err = newSQLBackend(p.DB, p.Storage.Driver, m.outboxC.BatchSize, m.wlog); err != nil {

@@ -24,9 +24,6 @@ type sqlBackend struct {
 // topic's messages table is named like the topic, its offsets table
 // topic + "_offsets": OutboxTopic is chat_message_outbox.
 func newSQLBackend(db *sql.DB, driver string, batchSize int, log watermill.LoggerAdapter) (*sqlBackend, error) {
-	if batchSize <= 0 {
-		batchSize = 100 // watermill-sql's default
-	}
 	b := &sqlBackend{db: db, driver: driver, batch: batchSize, log: log}
 	switch driver {
 	case config.DriverSQLite:
