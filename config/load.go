@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-viper/mapstructure/v2"
 	"github.com/knadh/koanf/parsers/yaml"
 	"github.com/knadh/koanf/providers/confmap"
 	"github.com/knadh/koanf/providers/env/v2"
@@ -121,31 +120,10 @@ func envKey(k, v string) (string, any) {
 }
 
 func decode(k *koanf.Koanf, cfg *Config) error {
-	err := k.UnmarshalWithConf("", cfg, koanf.UnmarshalConf{
-		Tag: "koanf",
-		DecoderConfig: &mapstructure.DecoderConfig{
-			DecodeHook: mapstructure.ComposeDecodeHookFunc(
-				mapstructure.StringToTimeDurationHookFunc(),
-				mapstructure.TextUnmarshallerHookFunc(), // ByteSize
-				mapstructure.StringToSliceHookFunc(","),
-			),
-			WeaklyTypedInput: true,
-			Result:           cfg,
-			TagName:          "koanf",
-		},
-	})
-	if err == nil {
-		return nil
+	if err := Decode("", k.Raw(), cfg); err != nil {
+		return fmt.Errorf("config: %w", err)
 	}
-	// mapstructure may report several problems, one per line: keep them on one line.
-	var lines []string
-	for _, l := range strings.Split(err.Error(), "\n") {
-		if l = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(l), "*")); l != "" && !strings.HasSuffix(l, ":") {
-			lines = append(lines, l)
-		}
-	}
-	sort.Strings(lines)
-	return fmt.Errorf("config: %s", strings.Join(lines, "; "))
+	return nil
 }
 
 // checkKeys refuses keys that no Config field (and no plugin section) owns.
