@@ -1,17 +1,16 @@
 package profiles
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/maypok86/otter/v2"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/sony/gobreaker"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/chat-service/chat/config"
@@ -26,13 +25,13 @@ const DefaultLookupWait = 250 * time.Millisecond
 
 var errClosed = errors.New("profile directory closed")
 
-// CacheParams configures NewCache.
-type CacheParams struct {
+// DecorateParams configures Decorate.
+type DecorateParams struct {
 	// Name is the provider's name (profiles.provider), for logs.
 	Name     string
 	Provider Provider
 	// Cfg supplies profiles.cache.*, profiles.breaker.*, profiles.timeout and
-	// profiles.can_chat_fail_open.
+	// profiles.can_chat_fail_open, as config validated them.
 	Cfg config.Profiles
 	// Log may be nil (discard).
 	Log *slog.Logger
@@ -45,13 +44,32 @@ type CacheParams struct {
 	clock clock // tests: drives ttl decisions and otter's expiry
 }
 
+// Decorate wraps p.Provider in the decorators every provider gets, from the
+// inside out: Breaker (circuit breaker, per-call timeout) and
+// CachedDirectory (cache, negative cache, stale serving, batching).
+func Decorate(p DecorateParams) (*CachedDirectory, error) {
+	if p.Provider == nil {
+		return nil, errors.New("profiles: Decorate without a provider")
+	}
+	if p.Log == nil {
+		p.Log = slog.New(slog.DiscardHandler)
+	}
+	m, err := newMetrics(p.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	b := NewBreaker(p.Name, p.Provider, p.Cfg, p.Log, m)
+	return newCachedDirectory(p, b, m)
+}
+
 // clock is the time source of the cache; otter.Clock plus Now.
 type clock interface {
 	otter.Clock
 	Now() time.Time
 }
 
-// Cache is the Directory every provider is wrapped in:
+// CachedDirectory is the Directory in front of the guarded provider
+// (Breaker):
 //
 //   - an otter cache (W-TinyLFU, profiles.cache.size) of profiles, fresh for
 //     profiles.cache.ttl and then served as stale for up to
@@ -60,28 +78,24 @@ type clock interface {
 //     provider says do not exist;
 //   - batching and deduplication: one upstream call fetches every id of a
 //     Lookup that nobody is fetching yet, and concurrent Lookups of an id
-//     share the call in flight (N concurrent cold lookups → 1 call);
-//   - a gobreaker circuit breaker around every upstream call
-//     (profiles.breaker.*) and a per-call timeout (profiles.timeout).
+//     share the call in flight (N concurrent cold lookups → 1 call).
 //
 // Lookup never returns an error and waits for the provider at most
 // LookupWait: upstream calls run detached from the caller and fill the cache
 // when they finish. CanChat waits for the answer (at most profiles.timeout,
 // nothing when the breaker is open) and applies profiles.can_chat_fail_open
 // when there is none.
-type Cache struct {
+type CachedDirectory struct {
 	name     string
-	provider Provider
-	pairs    PairChecker // nil: every pair is allowed
+	upstream *Breaker
 	log      *slog.Logger
 	m        *metrics
-	cb       *gobreaker.CircuitBreaker
 	entries  *otter.Cache[string, entry]
 	sf       singleflight.Group
 	now      func() time.Time
 
-	ttl, negativeTTL, timeout, lookupWait, openTimeout time.Duration
-	failOpen                                           bool
+	ttl, negativeTTL, lookupWait time.Duration
+	failOpen                     bool
 
 	base   context.Context // canceled by Close; bounds background calls
 	cancel context.CancelFunc
@@ -94,7 +108,7 @@ type Cache struct {
 	waitHook func() // tests: called when a Lookup starts waiting on fetches
 }
 
-var _ Directory = (*Cache)(nil)
+var _ Directory = (*CachedDirectory)(nil)
 
 // entry is one cached answer: a profile, or "the provider does not know this id".
 type entry struct {
@@ -110,45 +124,20 @@ type fetch struct {
 	err      error
 }
 
-// NewCache wraps p.Provider in the cache, breaker and timeout decorators.
-func NewCache(p CacheParams) (*Cache, error) {
-	if p.Provider == nil {
-		return nil, errors.New("profiles: NewCache without a provider")
-	}
-	if err := validateDecorators(p.Cfg); err != nil {
-		return nil, err
-	}
-	log := p.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	m, err := newMetrics(p.Registerer)
-	if err != nil {
-		return nil, err
-	}
+func newCachedDirectory(p DecorateParams, upstream *Breaker, m *metrics) (*CachedDirectory, error) {
 	cfg := p.Cfg
-	c := &Cache{
+	c := &CachedDirectory{
 		name:        p.Name,
-		provider:    p.Provider,
-		log:         log,
+		upstream:    upstream,
+		log:         p.Log,
 		m:           m,
 		now:         time.Now,
 		ttl:         cfg.Cache.TTL,
 		negativeTTL: cfg.Cache.NegativeTTL,
-		timeout:     cfg.Timeout,
-		openTimeout: cfg.Breaker.OpenTimeout,
-		lookupWait:  p.LookupWait,
+		lookupWait:  min(cmp.Or(p.LookupWait, DefaultLookupWait), cfg.Timeout),
 		failOpen:    cfg.CanChatFailOpen,
 		inflight:    make(map[string]*fetch),
 	}
-	if pc, ok := p.Provider.(PairChecker); ok {
-		c.pairs = pc
-	}
-	if c.lookupWait <= 0 {
-		c.lookupWait = DefaultLookupWait
-	}
-	c.lookupWait = min(c.lookupWait, c.timeout)
-
 	opts := &otter.Options[string, entry]{
 		MaximumSize: cfg.Cache.Size,
 		ExpiryCalculator: otter.ExpiryWritingFunc(func(e otter.Entry[string, entry]) time.Duration {
@@ -162,47 +151,19 @@ func NewCache(p CacheParams) (*Cache, error) {
 		opts.Clock = p.clock
 		c.now = p.clock.Now
 	}
+	var err error
 	if c.entries, err = otter.New(opts); err != nil {
 		return nil, fmt.Errorf("profiles.cache: %w", err)
 	}
-
-	c.cb = gobreaker.NewCircuitBreaker(gobreaker.Settings{
-		Name:        "profiles",
-		MaxRequests: 1, // one half-open probe
-		Timeout:     cfg.Breaker.OpenTimeout,
-		ReadyToTrip: func(n gobreaker.Counts) bool {
-			return n.ConsecutiveFailures >= cfg.Breaker.MaxFailures
-		},
-		OnStateChange: func(_ string, from, to gobreaker.State) { c.breakerChanged(from, to) },
-		// Canceled means Close stopped the call, which says nothing about the provider.
-		IsSuccessful: func(err error) bool { return err == nil || errors.Is(err, context.Canceled) },
-	})
 	c.base, c.cancel = context.WithCancel(context.Background())
 	return c, nil
 }
 
-func validateDecorators(cfg config.Profiles) error {
-	switch {
-	case cfg.Cache.Size <= 0:
-		return fmt.Errorf("profiles.cache.size: must be positive, got %d", cfg.Cache.Size)
-	case cfg.Cache.TTL <= 0:
-		return fmt.Errorf("profiles.cache.ttl: must be positive, got %s", cfg.Cache.TTL)
-	case cfg.Cache.NegativeTTL < 0:
-		return fmt.Errorf("profiles.cache.negative_ttl: must not be negative, got %s", cfg.Cache.NegativeTTL)
-	case cfg.Cache.StaleFor < 0:
-		return fmt.Errorf("profiles.cache.stale_for: must not be negative, got %s", cfg.Cache.StaleFor)
-	case cfg.Timeout <= 0:
-		return fmt.Errorf("profiles.timeout: must be positive, got %s", cfg.Timeout)
-	case cfg.Breaker.MaxFailures == 0:
-		return errors.New("profiles.breaker.max_failures: must be positive")
-	case cfg.Breaker.OpenTimeout <= 0:
-		return fmt.Errorf("profiles.breaker.open_timeout: must be positive, got %s", cfg.Breaker.OpenTimeout)
-	}
-	return nil
-}
+// Breaker is the decorator this directory calls the provider through.
+func (c *CachedDirectory) Breaker() *Breaker { return c.upstream }
 
-// Lookup returns the profiles it has or can get quickly for ids; see Cache.
-func (c *Cache) Lookup(ctx context.Context, ids []string) map[string]Profile {
+// Lookup returns the profiles it has or can get quickly for ids; see CachedDirectory.
+func (c *CachedDirectory) Lookup(ctx context.Context, ids []string) map[string]Profile {
 	out := make(map[string]Profile, len(ids))
 	now := c.now()
 	var missing, stale []string
@@ -251,7 +212,7 @@ func (c *Cache) Lookup(ctx context.Context, ids []string) map[string]Profile {
 // returned in fresh instead. Checking inflight and then the cache under mu,
 // while run fills the cache before it leaves inflight, means no id is ever
 // fetched twice at once.
-func (c *Cache) start(ctx context.Context, ids []string) (pending map[string]*fetch, fresh map[string]entry) {
+func (c *CachedDirectory) start(ctx context.Context, ids []string) (pending map[string]*fetch, fresh map[string]entry) {
 	pending = make(map[string]*fetch, len(ids))
 	fresh = make(map[string]entry)
 	f := &fetch{done: make(chan struct{})}
@@ -288,19 +249,16 @@ func (c *Cache) start(ctx context.Context, ids []string) (pending map[string]*fe
 }
 
 // run makes the upstream call for ids, caches the answer and completes f.
-func (c *Cache) run(caller context.Context, f *fetch, ids []string) {
+func (c *CachedDirectory) run(caller context.Context, f *fetch, ids []string) {
 	defer c.wg.Done()
 	ctx, cancel := c.callContext(caller)
 	defer cancel()
-	v, err := c.call(ctx, "profiles", func(ctx context.Context) (any, error) {
-		return c.provider.Profiles(ctx, ids)
-	})
+	found, err := c.upstream.Profiles(ctx, ids)
 
 	result := make(map[string]Profile, len(ids))
 	if err != nil {
 		c.logFailure("profiles", err, "ids", len(ids))
 	} else {
-		found, _ := v.(map[string]Profile)
 		now := c.now()
 		for _, id := range ids { // ids the provider was not asked for are ignored
 			p, ok := found[id]
@@ -330,7 +288,7 @@ func (c *Cache) run(caller context.Context, f *fetch, ids []string) {
 
 // await waits for pending fetches up to lookupWait or ctx, then copies what
 // finished into out. Fetches still running go on and fill the cache.
-func (c *Cache) await(ctx context.Context, pending map[string]*fetch, out map[string]Profile) {
+func (c *CachedDirectory) await(ctx context.Context, pending map[string]*fetch, out map[string]Profile) {
 	if len(pending) == 0 {
 		return
 	}
@@ -369,9 +327,9 @@ wait:
 // CanChat asks the provider whether from may start a conversation with to.
 // Concurrent identical questions share one upstream call. Without an answer
 // (breaker open, error, timeout, ctx done) it returns profiles.can_chat_fail_open.
-func (c *Cache) CanChat(ctx context.Context, from, to string) bool {
-	if c.pairs == nil {
-		return true
+func (c *CachedDirectory) CanChat(ctx context.Context, from, to string) bool {
+	if c.upstream.pairs == nil {
+		return true // the provider vetoes nothing
 	}
 	c.mu.Lock()
 	if c.closed {
@@ -391,9 +349,7 @@ func (c *Cache) CanChat(ctx context.Context, from, to string) bool {
 		v, err, _ := c.sf.Do(from+"\x00"+to, func() (any, error) {
 			cctx, cancel := c.callContext(ctx)
 			defer cancel()
-			v, err := c.call(cctx, "can_chat", func(ctx context.Context) (any, error) {
-				return c.pairs.CanChat(ctx, from, to)
-			})
+			v, err := c.upstream.CanChat(cctx, from, to)
 			if err != nil {
 				c.logFailure("can_chat", err, "from", from, "to", to, "fail_open", c.failOpen)
 			}
@@ -414,42 +370,16 @@ func (c *Cache) CanChat(ctx context.Context, from, to string) bool {
 }
 
 // callContext derives the context of one upstream call: the caller's values,
-// not its cancellation (the answer fills the cache for everyone), bounded by
-// profiles.timeout and canceled by Close.
-func (c *Cache) callContext(caller context.Context) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(caller), c.timeout)
+// not its cancellation (the answer fills the cache for everyone), canceled
+// by Close. The Breaker bounds it with profiles.timeout.
+func (c *CachedDirectory) callContext(caller context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(caller))
 	stop := context.AfterFunc(c.base, cancel)
 	return ctx, func() { stop(); cancel() }
 }
 
-// call runs fn through the breaker, timing it and turning a plugin panic into
-// an error.
-func (c *Cache) call(ctx context.Context, op string, fn func(context.Context) (any, error)) (any, error) {
-	return c.cb.Execute(func() (v any, err error) {
-		start := time.Now()
-		defer func() {
-			if r := recover(); r != nil {
-				v, err = nil, fmt.Errorf("provider %s panicked: %v", c.name, r)
-			}
-			c.m.upstream.WithLabelValues(op, outcome(ctx, err)).Observe(time.Since(start).Seconds())
-		}()
-		return fn(ctx)
-	})
-}
-
-func outcome(ctx context.Context, err error) string {
-	switch {
-	case err == nil:
-		return "ok"
-	case errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded):
-		return "timeout"
-	default:
-		return "error"
-	}
-}
-
-func (c *Cache) logFailure(op string, err error, args ...any) {
-	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
+func (c *CachedDirectory) logFailure(op string, err error, args ...any) {
+	if isOpen(err) {
 		c.log.Debug("profile provider call skipped: breaker open", append([]any{"provider", c.name, "op", op}, args...)...)
 		return
 	}
@@ -459,25 +389,10 @@ func (c *Cache) logFailure(op string, err error, args ...any) {
 	c.log.Warn("profile provider call failed", append([]any{"provider", c.name, "op", op, "err", err}, args...)...)
 }
 
-// breakerChanged runs inside gobreaker's lock: no breaker calls here.
-func (c *Cache) breakerChanged(from, to gobreaker.State) {
-	c.m.breaker.Set(breakerValue(to))
-	switch to {
-	case gobreaker.StateOpen:
-		c.log.Warn("profile provider breaker open: serving cached profiles only",
-			"provider", c.name, "from", from.String(), "probe_after", c.openTimeout)
-	default:
-		c.log.Info("profile provider breaker state", "provider", c.name, "from", from.String(), "to", to.String())
-	}
-}
-
-// BreakerState reports the breaker's state: "closed", "half-open" or "open".
-func (c *Cache) BreakerState() string { return c.cb.State().String() }
-
 // Close stops background upstream calls, waits for them and closes the
-// provider if it is an io.Closer. Lookup and CanChat keep answering from the
+// provider (through the Breaker) if it is an io.Closer. Lookup and CanChat keep answering from the
 // cache afterwards without calling the provider.
-func (c *Cache) Close() error {
+func (c *CachedDirectory) Close() error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -488,10 +403,5 @@ func (c *Cache) Close() error {
 	c.cancel()
 	c.wg.Wait()
 	c.entries.StopAllGoroutines()
-	if cl, ok := c.provider.(io.Closer); ok {
-		if err := cl.Close(); err != nil {
-			return fmt.Errorf("close profile provider %s: %w", c.name, err)
-		}
-	}
-	return nil
+	return c.upstream.Close()
 }
