@@ -4,7 +4,10 @@
 // and validation with messages that name the offending key.
 package config
 
-import "time"
+import (
+	"log/slog"
+	"time"
+)
 
 // Config is the whole of chat.yaml. Field tags are the YAML keys.
 type Config struct {
@@ -192,6 +195,22 @@ type Breaker struct {
 
 // Log configures the process logger.
 type Log struct {
-	Level  string `koanf:"level"`
-	Format string `koanf:"format"`
+	Level  string `koanf:"level"`  // one of LogLevels
+	Format string `koanf:"format"` // LogText or LogJSON
+}
+
+// log.format values.
+const (
+	LogText = "text"
+	LogJSON = "json"
+)
+
+// LogLevels are the values of log.level, slog's level names in lower case.
+var LogLevels = []string{"debug", "info", "warn", "error"}
+
+// SlogLevel is log.level as a slog level.
+func (l Log) SlogLevel() slog.Level {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(l.Level)) // Validate accepts only LogLevels, which slog reads
+	return level
 }

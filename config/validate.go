@@ -123,8 +123,8 @@ func (c Config) Validate() error {
 	v.durRange("profiles.breaker.open_timeout", p.Breaker.OpenTimeout, 10*time.Millisecond, time.Hour)
 	v.durRange("profiles.timeout", p.Timeout, time.Millisecond, time.Minute)
 
-	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
-	v.oneOf("log.format", c.Log.Format, "text", "json")
+	v.oneOf("log.level", c.Log.Level, LogLevels...)
+	v.oneOf("log.format", c.Log.Format, LogText, LogJSON)
 	return v.err()
 }
 

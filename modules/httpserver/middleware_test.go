@@ -227,8 +227,8 @@ func TestModuleWiring(t *testing.T) {
 	t.Parallel()
 	var srv *Server
 	app := fxtest.New(t,
-		fx.Supply(config.Server{Addr: "127.0.0.1:0", ShutdownTimeout: time.Second}, config.Log{Level: "error", Format: "text"}),
-		logging.Module,
+		fx.Supply(config.Server{Addr: "127.0.0.1:0", ShutdownTimeout: time.Second}),
+		logging.Module(logging.New(config.Log{Level: "error", Format: config.LogText}, io.Discard)),
 		Module,
 		fx.Provide(AsCheck(func() Check { return Check{Name: "database", Fn: func(context.Context) error { return nil }} })),
 		fx.Invoke(func(r *mux.Router) {
@@ -257,7 +257,7 @@ func TestModuleBusyPortFailsStart(t *testing.T) {
 	f.start(t)
 	app := fx.New(
 		fx.NopLogger,
-		fx.Supply(config.Server{Addr: f.srv.Addr()}, config.Log{Level: "error"}),
+		fx.Supply(config.Server{Addr: f.srv.Addr()}),
 		fx.Provide(discardLogger),
 		Module,
 	)
