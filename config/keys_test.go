@@ -1,12 +1,14 @@
 package config
 
 import (
+	"fmt"
 	"go/ast"
 	"go/types"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"golang.org/x/tools/go/packages"
@@ -31,7 +33,8 @@ var readByConfig = map[string]string{
 // TLS.Enabled, ...). Validate and the loader do not count: a key that is
 // only range-checked does nothing. Every key of Config must be among them.
 func TestEveryKeyIsRead(t *testing.T) {
-	used, cfgType := readFields(t)
+	prog := loadProgram(t)
+	used, cfgType := prog.used, prog.config
 	var unread []string
 	for key, field := range keyFields(cfgType.Underlying().(*types.Struct), "") {
 		if !used[field] && readByConfig[key] == "" {
@@ -55,13 +58,48 @@ func TestEveryKeyIsRead(t *testing.T) {
 	}
 }
 
-// readFields loads the module's packages that cmd/chat links and returns the
-// config struct fields they read, and the config.Config type.
-func readFields(t *testing.T) (map[*types.Var]bool, types.Type) {
+// TestNoModuleDefaultsAKeyAgain fails when code that cmd/chat links
+// assigns to a field of a config struct: config (chat.yaml, then Validate)
+// is the one home of defaults, and a module that writes "if l.X <= 0 { l.X
+// = 65536 }" would silently override a changed chat.yaml. Copy a value
+// into a field of your own if you must derive something from it.
+func TestNoModuleDefaultsAKeyAgain(t *testing.T) {
+	for _, w := range loadProgram(t).writes {
+		t.Errorf("%s assigns to config field %s: default it in chat.yaml, check it in Validate", w.pos, w.field)
+	}
+}
+
+type write struct{ pos, field string }
+
+// program is what the tests learn from type-checking the binary's packages.
+type program struct {
+	used   map[*types.Var]bool // config fields read outside config
+	writes []write             // assignments to config fields outside config
+	config types.Type          // config.Config
+}
+
+var (
+	loadOnce sync.Once
+	loaded   *program
+	loadErr  error
+)
+
+// loadProgram type-checks once per test binary.
+func loadProgram(t *testing.T) *program {
 	t.Helper()
+	loadOnce.Do(func() { loaded, loadErr = typeCheck() })
+	if loadErr != nil {
+		t.Fatal(loadErr)
+	}
+	return loaded
+}
+
+// typeCheck loads the module's packages that cmd/chat links and collects the
+// config struct fields they read and write.
+func typeCheck() (*program, error) {
 	root, err := filepath.Abs("..")
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	pkgs, err := packages.Load(&packages.Config{
 		Mode: packages.NeedName | packages.NeedFiles | packages.NeedImports | packages.NeedSyntax |
@@ -69,12 +107,12 @@ func readFields(t *testing.T) (map[*types.Var]bool, types.Type) {
 		Dir: root,
 	}, modulePath+"/...")
 	if err != nil {
-		t.Fatalf("load packages: %v", err)
+		return nil, fmt.Errorf("load packages: %w", err)
 	}
 	byPath := map[string]*packages.Package{}
 	for _, p := range pkgs {
 		if len(p.Errors) > 0 {
-			t.Fatalf("package %s: %v", p.PkgPath, p.Errors[0])
+			return nil, fmt.Errorf("package %s: %v", p.PkgPath, p.Errors[0])
 		}
 		byPath[p.PkgPath] = p
 	}
@@ -94,16 +132,19 @@ func readFields(t *testing.T) (map[*types.Var]bool, types.Type) {
 	visit(binaryPath)
 	cfgPkg := byPath[configPath]
 	if cfgPkg == nil || !linked[configPath] {
-		t.Fatalf("cmd/chat does not link %s", configPath)
+		return nil, fmt.Errorf("cmd/chat does not link %s", configPath)
 	}
 
-	used := map[*types.Var]bool{}
+	prog := &program{used: map[*types.Var]bool{}}
+	used := prog.used
 	calledMethods := map[*types.Func]bool{}
 	for path := range linked {
 		if path == configPath {
 			continue
 		}
-		for _, sel := range byPath[path].TypesInfo.Selections {
+		pkg := byPath[path]
+		prog.writes = append(prog.writes, configWrites(pkg, root)...)
+		for _, sel := range pkg.TypesInfo.Selections {
 			switch obj := sel.Obj().(type) {
 			case *types.Var:
 				if obj.Pkg() != nil && obj.Pkg().Path() == configPath {
@@ -141,9 +182,51 @@ func readFields(t *testing.T) (map[*types.Var]bool, types.Type) {
 	}
 	cfgObj := cfgPkg.Types.Scope().Lookup("Config")
 	if cfgObj == nil {
-		t.Fatal("config.Config not found")
+		return nil, fmt.Errorf("config.Config not found")
 	}
-	return used, cfgObj.Type()
+	prog.config = cfgObj.Type()
+	slices.SortFunc(prog.writes, func(a, b write) int { return strings.Compare(a.pos, b.pos) })
+	return prog, nil
+}
+
+// configWrites finds assignments (=, op=, ++, --) whose target is a field
+// of a struct declared in package config.
+func configWrites(pkg *packages.Package, root string) []write {
+	var out []write
+	isConfigField := func(e ast.Expr) (string, bool) {
+		se, ok := ast.Unparen(e).(*ast.SelectorExpr)
+		if !ok {
+			return "", false
+		}
+		sel := pkg.TypesInfo.Selections[se]
+		if sel == nil || sel.Kind() != types.FieldVal {
+			return "", false
+		}
+		v := sel.Obj().(*types.Var)
+		if v.Pkg() == nil || v.Pkg().Path() != configPath {
+			return "", false
+		}
+		return types.TypeString(sel.Recv(), types.RelativeTo(pkg.Types)) + "." + v.Name(), true
+	}
+	for _, file := range pkg.Syntax {
+		ast.Inspect(file, func(n ast.Node) bool {
+			var targets []ast.Expr
+			switch s := n.(type) {
+			case *ast.AssignStmt:
+				targets = s.Lhs
+			case *ast.IncDecStmt:
+				targets = []ast.Expr{s.X}
+			}
+			for _, e := range targets {
+				if field, ok := isConfigField(e); ok {
+					pos := strings.TrimPrefix(pkg.Fset.Position(e.Pos()).String(), root+string(filepath.Separator))
+					out = append(out, write{pos: pos, field: field})
+				}
+			}
+			return true
+		})
+	}
+	return out
 }
 
 // keyFields maps every chat.yaml key of st (koanf tags, levels joined by
