@@ -33,7 +33,7 @@ func TestDefaultsAreTheShippedFile(t *testing.T) {
 	}
 	if cfg.Limits.MaxMessageBytes != 4096 || cfg.Limits.MaxFrameBytes != 65536 || cfg.Recovery.MaxMessages != 1000 ||
 		cfg.Auth.JWT.Leeway != 30*time.Second || cfg.Limits.RatePerSecond != 20 || cfg.Limits.Burst != 40 {
-		t.Fatalf("defaults differ from API.md's: %+v %+v", cfg.Limits, cfg.Recovery)
+		t.Fatalf("defaults differ from docs/api.md's (\"Default limits\"): %+v %+v", cfg.Limits, cfg.Recovery)
 	}
 }
 
