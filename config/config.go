@@ -2,6 +2,18 @@
 // (the shipped chat.yaml, embedded in the binary), loading with koanf
 // (chat.yaml, then CHAT_ environment variables, then flags), strict decoding
 // and validation with messages that name the offending key.
+//
+// It is the one home of defaults and validation. Adding a key:
+//
+//  1. chat.yaml: the key, its default and a comment saying what it does
+//     (TestShippedFileDocumentsEveryKey); docs/configuration.md: a row.
+//  2. The field, with its koanf tag, in its section's struct below (a new
+//     section: a struct, a field of Config, and fx.Supply in
+//     modules/platform).
+//  3. Validate: its range or its allowed values, naming the key.
+//  4. The module reads the field as given: no second default, no second
+//     check (TestNoModuleDefaultsAKeyAgain); a key nothing reads fails
+//     TestEveryKeyIsRead. Tests start from Defaults().
 package config
 
 import (
