@@ -38,7 +38,10 @@ type clock interface {
 //     provider says do not exist;
 //   - batching and deduplication: one upstream call fetches every id of a
 //     Lookup that nobody is fetching yet, and concurrent Lookups of an id
-//     share the call in flight (N concurrent cold lookups → 1 call).
+//     share the call in flight (N concurrent cold lookups → 1 call). otter
+//     does both (BulkGet with a bulk loader and refresh-after-write); this
+//     type bounds how long a Lookup
+//     waits for them.
 //
 // Lookup never returns an error and waits for the provider at most
 // LookupWait: upstream calls run detached from the caller and fill the cache
@@ -51,6 +54,7 @@ type CachedDirectory struct {
 	log      *slog.Logger
 	m        *metrics
 	entries  *otter.Cache[string, entry]
+	loader   otter.BulkLoader[string, entry]
 	sf       singleflight.Group
 	now      func() time.Time
 
@@ -61,9 +65,8 @@ type CachedDirectory struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu       sync.Mutex
-	closed   bool
-	inflight map[string]*fetch // id → the upstream call fetching it
+	mu     sync.Mutex // guards closed and wg.Add
+	closed bool
 
 	waitHook func() // tests: called when a Lookup starts waiting on fetches
 }
@@ -75,13 +78,6 @@ type entry struct {
 	profile    Profile
 	found      bool
 	freshUntil time.Time
-}
-
-// fetch is one upstream Profiles call; done is closed once profiles and err are set.
-type fetch struct {
-	done     chan struct{}
-	profiles map[string]Profile
-	err      error
 }
 
 func newCachedDirectory(p DecorateParams, upstream *Breaker, m *metrics) (*CachedDirectory, error) {
@@ -96,8 +92,8 @@ func newCachedDirectory(p DecorateParams, upstream *Breaker, m *metrics) (*Cache
 		negativeTTL: cfg.Cache.NegativeTTL,
 		lookupWait:  min(cmp.Or(p.LookupWait, DefaultLookupWait), cfg.Timeout),
 		failOpen:    cfg.CanChatFailOpen,
-		inflight:    make(map[string]*fetch),
 	}
+	c.loader = otter.BulkLoaderFunc[string, entry](c.load)
 	opts := &otter.Options[string, entry]{
 		MaximumSize: cfg.Cache.Size,
 		ExpiryCalculator: otter.ExpiryWritingFunc(func(e otter.Entry[string, entry]) time.Duration {
@@ -106,6 +102,15 @@ func newCachedDirectory(p DecorateParams, upstream *Breaker, m *metrics) (*Cache
 			}
 			return cfg.Cache.NegativeTTL
 		}),
+		// A profile past ttl is refreshed in the background (BulkRefresh
+		// below) while it is served stale.
+		RefreshCalculator: otter.RefreshWritingFunc(func(e otter.Entry[string, entry]) time.Duration {
+			if e.Value.found {
+				return cfg.Cache.TTL
+			}
+			return cfg.Cache.NegativeTTL
+		}),
+		Logger: &otter.NoopLogger{}, // load errors are logged once, by load
 	}
 	if p.clock != nil {
 		opts.Clock = p.clock
@@ -150,138 +155,109 @@ func (c *CachedDirectory) Lookup(ctx context.Context, ids []string) map[string]P
 			missing = append(missing, id)
 		}
 	}
-	if len(stale) > 0 {
-		_, _ = c.start(ctx, stale) // not waited for: the stale profiles are the answer
+	if len(missing) > 0 {
+		c.m.cache.WithLabelValues("miss").Add(float64(len(missing)))
 	}
-	if len(missing) == 0 {
+	if len(missing)+len(stale) == 0 {
 		return out
 	}
-	c.m.cache.WithLabelValues("miss").Add(float64(len(missing)))
-	pending, fresh := c.start(ctx, missing)
-	for id, e := range fresh {
-		if e.found {
-			out[id] = e.profile
-		}
+	// otter loads the missing ids (joining loads in flight) and refreshes
+	// the stale ones in the background (joining refreshes in flight).
+	done := c.fetch(ctx, append(missing, stale...))
+	if len(missing) > 0 && done != nil {
+		c.await(ctx, done, missing, out)
 	}
-	c.await(ctx, pending, out)
 	return out
 }
 
-// start joins ids to the fetches in flight and starts one upstream call for
-// the ids nobody is fetching. An id whose fresh entry appeared meanwhile is
-// returned in fresh instead. Checking inflight and then the cache under mu,
-// while run fills the cache before it leaves inflight, means no id is ever
-// fetched twice at once.
-func (c *CachedDirectory) start(ctx context.Context, ids []string) (pending map[string]*fetch, fresh map[string]entry) {
-	pending = make(map[string]*fetch, len(ids))
-	fresh = make(map[string]entry)
-	f := &fetch{done: make(chan struct{})}
-	var own []string
-	now := c.now()
-
+// fetch runs one otter BulkGet for ids in the background; its answer, when
+// it comes, is sent on the returned channel (nil after Close).
+func (c *CachedDirectory) fetch(ctx context.Context, ids []string) <-chan map[string]entry {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, id := range ids {
-		if inflight, ok := c.inflight[id]; ok {
-			pending[id] = inflight
-			continue
-		}
-		if e, ok := c.entries.GetIfPresent(id); ok && now.Before(e.freshUntil) {
-			fresh[id] = e
-			continue
-		}
-		own = append(own, id)
-		pending[id] = f
+	if c.closed {
+		c.mu.Unlock()
+		return nil
 	}
-	switch {
-	case len(own) == 0:
-	case c.closed:
-		f.err = errClosed
-		close(f.done)
-	default:
-		for _, id := range own {
-			c.inflight[id] = f
-		}
-		c.wg.Add(1)
-		go c.run(ctx, f, own)
-	}
-	return pending, fresh
-}
-
-// run makes the upstream call for ids, caches the answer and completes f.
-func (c *CachedDirectory) run(caller context.Context, f *fetch, ids []string) {
-	defer c.wg.Done()
-	ctx, cancel := c.callContext(caller)
-	defer cancel()
-	found, err := c.upstream.Profiles(ctx, ids)
-
-	result := make(map[string]Profile, len(ids))
-	if err != nil {
-		c.logFailure("profiles", err, "ids", len(ids))
-	} else {
-		now := c.now()
-		for _, id := range ids { // ids the provider was not asked for are ignored
-			p, ok := found[id]
-			switch {
-			case ok:
-				p.UserID = id
-				result[id] = p
-				c.entries.Set(id, entry{profile: p, found: true, freshUntil: now.Add(c.ttl)})
-			case c.negativeTTL > 0:
-				c.entries.Set(id, entry{freshUntil: now.Add(c.negativeTTL)})
-			default:
-				c.entries.Invalidate(id) // no negative caching: forget a stale profile
-			}
-		}
-	}
-	f.profiles, f.err = result, err
-
-	c.mu.Lock()
-	for _, id := range ids {
-		if c.inflight[id] == f {
-			delete(c.inflight, id)
-		}
-	}
+	c.wg.Add(1)
 	c.mu.Unlock()
-	close(f.done)
+	done := make(chan map[string]entry, 1)
+	go func() {
+		defer c.wg.Done()
+		bctx, cancel := c.callContext(ctx)
+		defer cancel()
+		got, _ := c.entries.BulkGet(bctx, ids, c.loader) // a failure is logged by load
+		done <- got
+	}()
+	return done
 }
 
-// await waits for pending fetches up to lookupWait or ctx, then copies what
-// finished into out. Fetches still running go on and fill the cache.
-func (c *CachedDirectory) await(ctx context.Context, pending map[string]*fetch, out map[string]Profile) {
-	if len(pending) == 0 {
-		return
-	}
+// await waits for done up to lookupWait or ctx and copies the profiles of
+// missing into out: from done's answer, or, when the wait ends first, what
+// other fetches brought meanwhile. The fetch goes on and fills the cache.
+func (c *CachedDirectory) await(ctx context.Context, done <-chan map[string]entry, missing []string, out map[string]Profile) {
 	if c.waitHook != nil {
 		c.waitHook()
 	}
 	timer := time.NewTimer(c.lookupWait)
 	defer timer.Stop()
-	waited := make(map[*fetch]struct{}, 1)
-wait:
-	for _, f := range pending {
-		if _, ok := waited[f]; ok {
-			continue
-		}
-		waited[f] = struct{}{}
-		select {
-		case <-f.done:
-		case <-timer.C:
-			c.log.Debug("profile lookup stopped waiting for the provider", "provider", c.name, "wait", c.lookupWait)
-			break wait
-		case <-ctx.Done():
-			break wait
-		}
-	}
-	for id, f := range pending {
-		select {
-		case <-f.done:
-			if p, ok := f.profiles[id]; ok {
-				out[id] = p
+	select {
+	case got := <-done:
+		for _, id := range missing {
+			if e, ok := got[id]; ok && e.found {
+				out[id] = e.profile
 			}
-		default:
+		}
+		return
+	case <-timer.C:
+		c.log.Debug("profile lookup stopped waiting for the provider", "provider", c.name, "wait", c.lookupWait)
+	case <-ctx.Done():
+	}
+	now := c.now()
+	for _, id := range missing {
+		if e, ok := c.entries.GetIfPresent(id); ok && e.found && now.Before(e.freshUntil) {
+			out[id] = e.profile
 		}
 	}
+}
+
+// load is the otter BulkLoader: one upstream call for ids. A profile is
+// fresh for profiles.cache.ttl; an id the provider does not know gets a
+// negative entry for profiles.cache.negative_ttl, or none (on a refresh
+// otter then drops the stale profile). After Close it calls nobody.
+func (c *CachedDirectory) load(ctx context.Context, ids []string) (map[string]entry, error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, errClosed
+	}
+	c.wg.Add(1)
+	c.mu.Unlock()
+	defer c.wg.Done()
+	// The caller's values, not its cancellation (the answer fills the cache
+	// for everyone); otter hands refreshes a context without one anyway.
+	// Close cancels the call.
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(c.base, cancel)
+	defer func() { stop(); cancel() }()
+
+	found, err := c.upstream.Profiles(ctx, ids)
+	if err != nil {
+		c.logFailure("profiles", err, "ids", len(ids))
+		return nil, err
+	}
+	now := c.now()
+	out := make(map[string]entry, len(ids))
+	for _, id := range ids { // ids the provider was not asked for are ignored
+		p, ok := found[id]
+		switch {
+		case ok:
+			p.UserID = id
+			out[id] = entry{profile: p, found: true, freshUntil: now.Add(c.ttl)}
+		case c.negativeTTL > 0:
+			out[id] = entry{freshUntil: now.Add(c.negativeTTL)}
+		}
+	}
+	return out, nil
 }
 
 // CanChat asks the provider whether from may start a conversation with to.

@@ -207,7 +207,7 @@ func TestLookupTTL(t *testing.T) {
 		t.Errorf("stale = %v, want ≥ 1", got)
 	}
 	if got := h.fake.Calls(); got != 2 {
-		t.Errorf("upstream calls = %d, want 2", got)
+		t.Errorf("upstream calls = %d, want 2: %v", got, h.fake.CallIDs())
 	}
 
 	// Past ttl + stale_for the entry is gone: a miss that waits for the provider.
@@ -234,7 +234,7 @@ func TestLookupNegativeCaching(t *testing.T) {
 		t.Fatalf("after negative ttl: Lookup = %v, want the new profile", got)
 	}
 	if got := h.fake.Calls(); got != 2 {
-		t.Errorf("upstream calls = %d, want 2", got)
+		t.Errorf("upstream calls = %d, want 2: %v", got, h.fake.CallIDs())
 	}
 }
 
