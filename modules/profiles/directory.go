@@ -40,8 +40,7 @@ type clock interface {
 //     Lookup that nobody is fetching yet, and concurrent Lookups of an id
 //     share the call in flight (N concurrent cold lookups → 1 call). otter
 //     does both (BulkGet with a bulk loader and refresh-after-write); this
-//     type bounds how long a Lookup
-//     waits for them.
+//     type bounds how long a Lookup waits for them.
 //
 // Lookup never returns an error and waits for the provider at most
 // LookupWait: upstream calls run detached from the caller and fill the cache
