@@ -22,6 +22,9 @@ import (
 	"github.com/chat-service/chat/modules/stomp"
 )
 
+// The hub recovers what the relay may lose (messaging.Resyncer).
+var _ messaging.Resyncer = (*stomp.Hub)(nil)
+
 // Module provides the *stomp.Hub (also as messaging.Hub) and the *Gateway,
 // registers /ws (and SockJS under /ws/) on the shared router. The platform
 // adds Gateway.Ready to /readyz. OnStop, the first stop hook of the application
