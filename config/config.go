@@ -2,9 +2,24 @@
 // (the shipped chat.yaml, embedded in the binary), loading with koanf
 // (chat.yaml, then CHAT_ environment variables, then flags), strict decoding
 // and validation with messages that name the offending key.
+//
+// It is the one home of defaults and validation. Adding a key:
+//
+//  1. chat.yaml: the key, its default and a comment saying what it does
+//     (TestShippedFileDocumentsEveryKey); docs/configuration.md: a row.
+//  2. The field, with its koanf tag, in its section's struct below (a new
+//     section: a struct, a field of Config, and fx.Supply in
+//     modules/platform).
+//  3. Validate: its range or its allowed values, naming the key.
+//  4. The module reads the field as given: no second default, no second
+//     check (TestNoModuleDefaultsAKeyAgain); a key nothing reads fails
+//     TestEveryKeyIsRead. Tests start from Defaults().
 package config
 
-import "time"
+import (
+	"log/slog"
+	"time"
+)
 
 // Config is the whole of chat.yaml. Field tags are the YAML keys.
 type Config struct {
@@ -67,6 +82,15 @@ type Dev struct {
 	TokenTTL    time.Duration `koanf:"token_ttl"`
 	AllowUnsafe bool          `koanf:"allow_unsafe"` // dev tokens next to PostgreSQL, RabbitMQ or a non-loopback address
 }
+
+// Drivers as chat.yaml spells them: storage.driver and relay.driver. These
+// are the one definition; the modules compare against them.
+const (
+	DriverSQLite   = "sqlite"
+	DriverPostgres = "postgres"
+	RelayMemory    = "memory"
+	RelayAMQP      = "amqp"
+)
 
 // Storage selects the database.
 type Storage struct {
@@ -186,6 +210,22 @@ type Breaker struct {
 
 // Log configures the process logger.
 type Log struct {
-	Level  string `koanf:"level"`
-	Format string `koanf:"format"`
+	Level  string `koanf:"level"`  // one of LogLevels
+	Format string `koanf:"format"` // LogText or LogJSON
+}
+
+// log.format values.
+const (
+	LogText = "text"
+	LogJSON = "json"
+)
+
+// LogLevels are the values of log.level, slog's level names in lower case.
+var LogLevels = []string{"debug", "info", "warn", "error"}
+
+// SlogLevel is log.level as a slog level.
+func (l Log) SlogLevel() slog.Level {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(l.Level)) // Validate accepts only LogLevels, which slog reads
+	return level
 }

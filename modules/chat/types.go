@@ -15,7 +15,7 @@ const (
 )
 
 // Time is a timestamp that encodes as RFC 3339 with milliseconds in UTC,
-// the format API.md promises. Stores keep millisecond precision.
+// the format docs/api.md promises ("Conventions"). Stores keep millisecond precision.
 type Time struct{ time.Time }
 
 // TimeLayout is the wire format of every timestamp.

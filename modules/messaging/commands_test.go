@@ -179,7 +179,7 @@ func errorEvent(evs []chat.Event) *chat.Event {
 func TestSubmitUnavailable(t *testing.T) {
 	s := newSetup(t, storetest.NewPostgres(t), relayAMQP)
 	db := openStore(t, s.storage)
-	m, err := New(Params{DB: db.SQL, Dialect: db.Dialect, Relay: s.relay, Outbox: s.outbox, Commands: s.commands})
+	m, err := New(Params{DB: db.SQL, Storage: s.storage, Relay: s.relay, Outbox: s.outbox, Commands: s.commands})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +221,7 @@ func TestDeadBrokerFailsStart(t *testing.T) {
 	s := newSetup(t, storetest.NewSQLite(t), relayMemory)
 	s.relay = config.Relay{Driver: relayAMQP, AMQP: config.AMQP{URL: "amqp://guest:secret@127.0.0.1:1/", Exchange: "amq.topic"}}
 	db := openStore(t, s.storage)
-	m, err := New(Params{DB: db.SQL, Dialect: db.Dialect, Relay: s.relay, Outbox: s.outbox, Commands: s.commands})
+	m, err := New(Params{DB: db.SQL, Storage: s.storage, Relay: s.relay, Outbox: s.outbox, Commands: s.commands})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -128,7 +128,7 @@ func TestRelayOutage(t *testing.T) {
 	px.Cut()
 	waitRelayDown(t, a)
 	a.sendAll(t, sessions, 50, users) // 500 during: every commit must succeed
-	if err := a.m.Check().Fn(context.Background()); err == nil {
+	if err := a.m.Ready(context.Background()); err == nil {
 		t.Error("relay check passes while RabbitMQ is unreachable")
 	}
 	lag := waitLag(t, a, 500)
@@ -145,7 +145,7 @@ func TestRelayOutage(t *testing.T) {
 		t.Logf("%s: %d distinct messages, %d duplicates", in.name, n, dups)
 		assertSeqOrderIgnoringDuplicates(t, in.name, evs)
 	}
-	if err := a.m.Check().Fn(context.Background()); err != nil {
+	if err := a.m.Ready(context.Background()); err != nil {
 		t.Errorf("relay check after the outage: %v", err)
 	}
 	// Each consumer resumed, and asked its hub to recover what was created
@@ -176,7 +176,7 @@ func newestMessage(evs []chat.Event) time.Time {
 func waitRelayDown(t *testing.T, in *instance) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for in.m.Check().Fn(context.Background()) == nil {
+	for in.m.Ready(context.Background()) == nil {
 		if time.Now().After(deadline) {
 			t.Fatal("relay check still passes after the cut")
 		}

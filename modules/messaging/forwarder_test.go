@@ -26,7 +26,7 @@ func TestForwarderPartialConfirm(t *testing.T) {
 	storetest.Backends(t, func(t *testing.T, cfg config.Storage) {
 		s := newSetup(t, cfg, relayMemory)
 		db := openStore(t, cfg)
-		m, err := New(Params{DB: db.SQL, Dialect: db.Dialect, Relay: s.relay, Outbox: s.outbox, Commands: s.commands, Log: testLogger(t)})
+		m, err := New(Params{DB: db.SQL, Storage: s.storage, Relay: s.relay, Outbox: s.outbox, Commands: s.commands, Log: testLogger(t)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -208,7 +208,7 @@ func TestForwarderGivesBackOutOfKeyOrder(t *testing.T) {
 	storage := storetest.NewPostgres(t)
 	s := newSetup(t, storage, relayMemory)
 	db := openStore(t, storage)
-	m, err := New(Params{DB: db.SQL, Dialect: db.Dialect, Relay: s.relay, Outbox: s.outbox, Commands: s.commands, Log: testLogger(t)})
+	m, err := New(Params{DB: db.SQL, Storage: s.storage, Relay: s.relay, Outbox: s.outbox, Commands: s.commands, Log: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

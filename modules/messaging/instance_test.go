@@ -101,7 +101,7 @@ func startInstance(t testing.TB, s setup, name string, opts ...instanceOption) *
 		o(&c)
 	}
 	storage := s.storage
-	if c.appName != "" && storage.Driver == driverPostgres {
+	if c.appName != "" && storage.Driver == config.DriverPostgres {
 		u, err := url.Parse(storage.DSN)
 		if err != nil {
 			t.Fatal(err)
@@ -118,7 +118,7 @@ func startInstance(t testing.TB, s setup, name string, opts ...instanceOption) *
 	}
 	reg := prometheus.NewRegistry()
 	m, err := New(Params{
-		DB: db.SQL, Dialect: db.Dialect, Relay: relayCfg, Outbox: s.outbox, Commands: s.commands,
+		DB: db.SQL, Storage: storage, Relay: relayCfg, Outbox: s.outbox, Commands: s.commands,
 		Log: testLogger(t).With("instance", name), Registerer: reg, Instance: name + "-" + testName(t),
 	})
 	if err != nil {

@@ -378,7 +378,7 @@ func TestQuorumShards(t *testing.T) {
 	}
 	classic := s
 	classic.commands.QueueType = "classic"
-	m, err := New(Params{DB: a.db.SQL, Dialect: a.db.Dialect, Relay: classic.relay, Outbox: classic.outbox, Commands: classic.commands, Instance: "classic-" + testName(t)})
+	m, err := New(Params{DB: a.db.SQL, Storage: classic.storage, Relay: classic.relay, Outbox: classic.outbox, Commands: classic.commands, Instance: "classic-" + testName(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

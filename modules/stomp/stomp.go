@@ -1,7 +1,7 @@
 // Package stomp is the STOMP 1.0/1.1/1.2 side of the real-time gateway: the
 // frame codec (go-stomp's frame types, a bounded re-assembling decoder), the
 // per-connection state machine with its reader and writer loops, the
-// destination rules of API.md and the Hub that fans relay events out to
+// destination rules of docs/api.md and the Hub that fans relay events out to
 // local subscriptions. It never touches a socket: WebSocket and SockJS
 // carriers (package gateway) and test fakes (stomptest) implement Transport.
 package stomp

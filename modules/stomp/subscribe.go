@@ -12,7 +12,7 @@ import (
 	"github.com/chat-service/chat/modules/chat"
 )
 
-// Destinations a client may subscribe to (API.md, "WebSocket and STOMP").
+// Destinations a client may subscribe to (docs/api.md, "Destinations you can subscribe to").
 const (
 	TopicSessionPrefix = "/topic/session."
 	QueueMessages      = "/user/queue/messages"

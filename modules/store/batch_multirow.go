@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/chat-service/chat/config"
 	"github.com/chat-service/chat/modules/chat"
 )
 
@@ -104,7 +105,7 @@ func (s *Store) lockSessions(ctx context.Context, tx *sql.Tx, sessions, users []
 	q := `SELECT s.id, s.last_seq, m.user_id FROM chat_sessions s
 		LEFT JOIN chat_session_members m ON m.session_id = s.id AND m.user_id IN (` + placeholders(len(users)) + `)
 		WHERE s.id IN (` + placeholders(len(sessions)) + `) ORDER BY s.id`
-	if s.d.Name == DriverPostgres {
+	if s.d.Name == config.DriverPostgres {
 		q += ` FOR UPDATE OF s`
 	}
 	args := make([]any, 0, len(users)+len(sessions))
@@ -192,7 +193,7 @@ func (s *Store) bumpSessions(ctx context.Context, tx *sql.Tx, lastSeq map[string
 	}
 	slices.Sort(ids)
 	timeParam := "?"
-	if s.d.Name == DriverPostgres {
+	if s.d.Name == config.DriverPostgres {
 		timeParam = "CAST(? AS timestamptz)" // a bare parameter inside CASE has no type
 	}
 	var seqCase, timeCase strings.Builder
