@@ -22,9 +22,9 @@ var deliveryCases = []struct {
 	relay     string
 	instances int
 }{
-	{"sqlite_memory", storetest.NewSQLite, relayMemory, 1},
-	{"postgres_memory", storetest.NewPostgres, relayMemory, 1},
-	{"postgres_amqp", storetest.NewPostgres, relayAMQP, 2},
+	{"sqlite_memory", storetest.NewSQLite, config.RelayMemory, 1},
+	{"postgres_memory", storetest.NewPostgres, config.RelayMemory, 1},
+	{"postgres_amqp", storetest.NewPostgres, config.RelayAMQP, 2},
 }
 
 const (
@@ -109,7 +109,7 @@ func assertSessionEvents(t *testing.T, name string, evs []chat.Event, sessions [
 // are sent: every send commits, /readyz reports the relay, and once the
 // broker is reachable again every message reaches both hubs.
 func TestRelayOutage(t *testing.T) {
-	s := newSetup(t, storetest.NewPostgres(t), relayAMQP)
+	s := newSetup(t, storetest.NewPostgres(t), config.RelayAMQP)
 	px, viaProxy := newAMQPProxy(t, s.relay.AMQP.URL)
 	a := startInstance(t, s, "a", withAMQPURL(viaProxy))
 	b := startInstance(t, s, "b", withAMQPURL(viaProxy))
@@ -231,7 +231,7 @@ func assertSeqOrderIgnoringDuplicates(t *testing.T, name string, evs []chat.Even
 // sessions terminated as a crash would): instance B's forwarder takes over
 // and B's hub gets every message.
 func TestCrashBeforeForward(t *testing.T) {
-	s := newSetup(t, storetest.NewPostgres(t), relayAMQP)
+	s := newSetup(t, storetest.NewPostgres(t), config.RelayAMQP)
 	px, viaProxy := newAMQPProxy(t, s.relay.AMQP.URL)
 	appA := "chat_a_" + testName(t)[len(testName(t))-8:]
 	a := startInstance(t, s, "a", withAMQPURL(viaProxy), withApplicationName(appA))
@@ -266,7 +266,7 @@ func TestCrashBeforeForward(t *testing.T) {
 // back is never forwarded; a committed one is.
 func TestTransactionalOutbox(t *testing.T) {
 	storetest.Backends(t, func(t *testing.T, cfg config.Storage) {
-		s := newSetup(t, cfg, relayMemory)
+		s := newSetup(t, cfg, config.RelayMemory)
 		a := startInstance(t, s, "a")
 		sessions := a.createSessions(t, 1, users...)
 		boom := errors.New("boom")

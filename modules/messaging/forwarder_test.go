@@ -24,7 +24,7 @@ import (
 // come late, so batches overlap.
 func TestForwarderPartialConfirm(t *testing.T) {
 	storetest.Backends(t, func(t *testing.T, cfg config.Storage) {
-		s := newSetup(t, cfg, relayMemory)
+		s := newSetup(t, cfg, config.RelayMemory)
 		db := openStore(t, cfg)
 		m, err := New(Params{DB: db.SQL, Storage: s.storage, Relay: s.relay, Outbox: s.outbox, Commands: s.commands, Log: testLogger(t)})
 		if err != nil {
@@ -150,7 +150,7 @@ func TestForwarderPassesOpenTransaction(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			storage := storetest.NewPostgres(t)
 			storage.MaxOpenConns = tc.conns
-			s := newSetup(t, storage, relayMemory)
+			s := newSetup(t, storage, config.RelayMemory)
 			a := startInstance(t, s, "a")
 			sessions := a.createSessions(t, 2, users...)
 
@@ -206,7 +206,7 @@ func TestForwarderPassesOpenTransaction(t *testing.T) {
 // lower.
 func TestForwarderGivesBackOutOfKeyOrder(t *testing.T) {
 	storage := storetest.NewPostgres(t)
-	s := newSetup(t, storage, relayMemory)
+	s := newSetup(t, storage, config.RelayMemory)
 	db := openStore(t, storage)
 	m, err := New(Params{DB: db.SQL, Storage: s.storage, Relay: s.relay, Outbox: s.outbox, Commands: s.commands, Log: testLogger(t)})
 	if err != nil {

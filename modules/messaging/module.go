@@ -93,11 +93,11 @@ func New(p Params) (*Messaging, error) {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	switch p.Relay.Driver {
-	case relayMemory, relayAMQP:
+	case config.RelayMemory, config.RelayAMQP:
 	default:
 		return nil, fmt.Errorf("messaging: relay.driver %q is not memory or amqp", p.Relay.Driver)
 	}
-	if p.Relay.Driver == relayAMQP && p.Commands.Queue == "" {
+	if p.Relay.Driver == config.RelayAMQP && p.Commands.Queue == "" {
 		return nil, errors.New("messaging: commands.queue must name the RabbitMQ command queue")
 	}
 	m := &Messaging{
@@ -184,7 +184,7 @@ func (m *Messaging) Start(ctx context.Context, hub Hub, sender Sender) (err erro
 // startRelay connects the relay and routes its events to hub.
 func (m *Messaging) startRelay(ctx context.Context, hub Hub) (relay, error) {
 	var r relay
-	if m.relayCfg.Driver == relayAMQP {
+	if m.relayCfg.Driver == config.RelayAMQP {
 		ar, err := dialAMQPRelay(ctx, m.relayCfg, m.instance, m.log, m.metrics)
 		if err != nil {
 			return nil, fmt.Errorf("messaging: relay: %w", err)
@@ -257,7 +257,7 @@ func (m *Messaging) startForwarder(ctx context.Context, r relay) error {
 // startCommands starts the command queue and its consumer.
 func (m *Messaging) startCommands(ctx context.Context, sender Sender) error {
 	var q commandQueue
-	if m.relayCfg.Driver == relayAMQP {
+	if m.relayCfg.Driver == config.RelayAMQP {
 		aq, err := dialAMQPCommands(ctx, m.relayCfg.AMQP.URL, m.instance, m.cmds, m.log, m.metrics)
 		if err != nil {
 			return fmt.Errorf("messaging: command queue: %w", err)
@@ -285,7 +285,7 @@ func (m *Messaging) startJanitor() {
 	j := &janitor{
 		db: m.db, driver: m.driver, retention: m.outboxC.Retention,
 		pruneEvery: min(max(m.outboxC.Retention/4, time.Minute), 10*time.Minute),
-		sqlQueue:   m.relayCfg.Driver != relayAMQP, m: m.metrics, log: m.log,
+		sqlQueue:   m.relayCfg.Driver != config.RelayAMQP, m: m.metrics, log: m.log,
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

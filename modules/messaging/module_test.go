@@ -27,13 +27,13 @@ func TestModule(t *testing.T) {
 		storage func(testing.TB) config.Storage
 		relay   string
 	}{
-		{"sqlite_memory", storetest.NewSQLite, relayMemory},
-		{"postgres_amqp", storetest.NewPostgres, relayAMQP},
+		{"sqlite_memory", storetest.NewSQLite, config.RelayMemory},
+		{"postgres_amqp", storetest.NewPostgres, config.RelayAMQP},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newSetup(t, tc.storage(t), tc.relay)
-			if tc.relay == relayAMQP {
+			if tc.relay == config.RelayAMQP {
 				s.relay.AMQP.Exchange = "amq.topic" // the shipped default, declared passively
 			}
 			hub, sender := newRecordingHub(), newFakeSender()

@@ -16,12 +16,6 @@ import (
 	"github.com/chat-service/chat/config"
 )
 
-// Relay drivers, as relay.driver spells them.
-const (
-	relayMemory = "memory"
-	relayAMQP   = "amqp"
-)
-
 // relay fans events out to every instance (RabbitMQ) or within this one
 // (gochannel).
 type relay interface {

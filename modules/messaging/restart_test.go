@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chat-service/chat/config"
 	"github.com/chat-service/chat/modules/chat"
 	"github.com/chat-service/chat/modules/platform/platformtest/rabbitmqtest"
 	"github.com/chat-service/chat/modules/store/storetest"
@@ -15,7 +16,7 @@ import (
 // covers the same recovery through a proxy on every run.
 func TestBrokerRestart(t *testing.T) {
 	rabbitmqtest.RequireRestart(t)
-	s := newSetup(t, storetest.NewPostgres(t), relayAMQP)
+	s := newSetup(t, storetest.NewPostgres(t), config.RelayAMQP)
 	a := startInstance(t, s, "a")
 	b := startInstance(t, s, "b")
 	sessions := a.createSessions(t, 4, users...)
