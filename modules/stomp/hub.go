@@ -94,6 +94,8 @@ type Hub struct {
 	sessions *registry[*subscription] // session id → topic subscriptions to it
 	users    *registry[*conn]         // user id → connected connections
 
+	observer atomic.Pointer[observerBox] // connect/disconnect observer (observe.go); nil none
+
 	nextID  atomic.Uint64
 	mu      sync.Mutex // guards conns and closing
 	conns   map[*conn]struct{}

@@ -110,6 +110,9 @@ func (c *conn) onSubscribe(f *frame.Frame) error {
 		sub.replaying, sub.lastSeq = true, n
 	}
 	c.addSub(sub)
+	if sub.kind == destEvents {
+		c.flushTokenWarning(sub) // a token_expiring that came due before it (refresh.go)
+	}
 	if since >= 0 {
 		return c.replay(sub, since)
 	}
