@@ -33,6 +33,8 @@ type Params struct {
 	Chat   *chat.Service
 	Limits config.Limits
 	Log    *slog.Logger
+
+	Presence Presence `optional:"true"` // nil when features.presence is off: no route
 }
 
 // Handlers serves the chat REST API.
@@ -40,11 +42,15 @@ type Handlers struct {
 	chat    *chat.Service
 	maxBody int64
 	log     *slog.Logger
+
+	presence Presence // presence.go; nil: off
 }
 
 // New builds the handlers.
 func New(p Params) (*Handlers, error) {
-	return &Handlers{chat: p.Chat, maxBody: p.Limits.MaxBodyBytes(), log: p.Log.With("module", "rest")}, nil
+	h := &Handlers{chat: p.Chat, maxBody: p.Limits.MaxBodyBytes(), log: p.Log.With("module", "rest")}
+	h.presence = p.Presence
+	return h, nil
 }
 
 // Register mounts every /api/chat route behind auth. Routes are flat on the
@@ -61,4 +67,8 @@ func (h *Handlers) Register(r *mux.Router, auth Authenticator) {
 	route(http.MethodPost, "/sessions/{id}/messages", h.send)
 	route(http.MethodPost, "/sessions/{id}/read", h.markRead)
 	route(http.MethodGet, "/unread", h.unread)
+
+	if h.presence != nil { // features.presence
+		route(http.MethodGet, "/presence", h.presenceOf)
+	}
 }
