@@ -88,4 +88,3 @@ func start(lc fx.Lifecycle, t *Tracker, b *Bus) {
 		},
 	})
 }
-
