@@ -61,7 +61,9 @@ func (h *fakeHub) events(u string) []Event {
 
 type contacts map[string][]string
 
-func (c contacts) Contacts(_ context.Context, u string, _ []string) ([]string, error) { return c[u], nil }
+func (c contacts) Contacts(_ context.Context, u string, _ []string) ([]string, error) {
+	return c[u], nil
+}
 
 func newTestTracker(t *testing.T, ttl time.Duration) (*Tracker, *fakeBus, *fakeHub) {
 	t.Helper()
