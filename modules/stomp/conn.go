@@ -360,5 +360,6 @@ func (c *conn) cleanup() {
 		c.h.users.remove(c.registeredUser, c)
 		c.h.observe(c.registeredUser, false)
 	}
+	c.tok.stop() // refresh.go
 	c.h.m.subscriptions.Sub(float64(len(subs)))
 }

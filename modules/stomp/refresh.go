@@ -1,7 +1,6 @@
 package stomp
 
 import (
-	"context"
 	"encoding/json"
 	"sync"
 	"sync/atomic"
@@ -30,10 +29,9 @@ const EventTokenExpiring = "token_expiring"
 type tokenState struct {
 	exp atomic.Int64 // unix nanoseconds; 0: never expires
 
-	mu       sync.Mutex  // guards timer
-	timer    *time.Timer // fires warn at expiry - TokenWarning; nil none
-	stopped  bool        // the connection ended: arm no more timers
-	watching bool        // the stop on the connection's end is registered
+	mu      sync.Mutex  // guards timer
+	timer   *time.Timer // fires warn at expiry - TokenWarning; nil none
+	stopped bool        // the connection ended: arm no more timers
 
 	// pending: the warning came due before any /user/queue/events
 	// subscription; it is sent right after the first one. Guarded by conn.mu.
@@ -69,21 +67,19 @@ func (c *conn) setExpiry(exp time.Time) {
 	if exp.IsZero() || ts.stopped {
 		return
 	}
-	if !ts.watching {
-		// The first timer also registers its stop with the connection's
-		// end, so that a closed connection's timer does not keep it alive.
-		ts.watching = true
-		context.AfterFunc(c.ctx, func() {
-			ts.mu.Lock()
-			defer ts.mu.Unlock()
-			ts.stopped = true
-			if ts.timer != nil {
-				ts.timer.Stop()
-				ts.timer = nil
-			}
-		})
-	}
 	ts.timer = time.AfterFunc(max(0, time.Until(exp.Add(-TokenWarning))), func() { c.warnExpiring(exp) })
+}
+
+// stop stops the warning timer for good, when the connection ends, so that
+// a closed connection is not kept until its token's expiry.
+func (ts *tokenState) stop() {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	ts.stopped = true
+	if ts.timer != nil {
+		ts.timer.Stop()
+		ts.timer = nil
+	}
 }
 
 // warnExpiring sends token_expiring to the connection's /user/queue/events
