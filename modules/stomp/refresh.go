@@ -59,15 +59,24 @@ func (c *conn) setExpiry(exp time.Time) {
 	ts.pending = nil // a warning not sent yet was about the old token
 	c.mu.Unlock()
 	ts.mu.Lock()
-	defer ts.mu.Unlock()
 	if ts.timer != nil {
 		ts.timer.Stop()
 		ts.timer = nil
 	}
+	due := time.Until(exp.Add(-TokenWarning))
 	if exp.IsZero() || ts.stopped {
+		ts.mu.Unlock()
 		return
 	}
-	ts.timer = time.AfterFunc(max(0, time.Until(exp.Add(-TokenWarning))), func() { c.warnExpiring(exp) })
+	if due > 0 {
+		ts.timer = time.AfterFunc(due, func() { c.warnExpiring(exp) })
+		ts.mu.Unlock()
+		return
+	}
+	ts.mu.Unlock()
+	// Due already: now, so that it precedes the RECEIPT of this frame, or
+	// waits for the first /user/queue/events subscription.
+	c.warnExpiring(exp)
 }
 
 // stop stops the warning timer for good, when the connection ends, so that
