@@ -260,11 +260,16 @@ func presenceRules(t *testing.T, a, b *platformtest.App) {
 	// A second connection, closed again, changes nothing.
 	ac2 := dial(t, b, alice)
 	ac2.close()
-	// A reconnect within the flap window publishes nothing.
+	// A reconnect within the flap window publishes nothing, to the same
+	// instance or (a failover) to the other.
 	ac.close()
 	time.Sleep(300 * time.Millisecond)
 	ac = dial(t, b, alice)
-	bc.noPresence(3 * time.Second)
+	bc.noPresence(2500 * time.Millisecond)
+	ac.close()
+	time.Sleep(300 * time.Millisecond)
+	ac = dial(t, a, alice)
+	bc.noPresence(2500 * time.Millisecond)
 
 	// Leaving for good: offline after the flap window, with lastSeenAt.
 	ac.close()
