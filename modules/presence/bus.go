@@ -135,19 +135,34 @@ func (b *Bus) session(ctx context.Context) error {
 			}
 			b.t.receive(m)
 		case m := <-b.out:
-			if m.T != kindSnap && m.T != kindSync && m.S != 0 && m.S < snap.S {
-				continue // older than the snapshot this session began with
+			if stale(m, snap.S) {
+				continue // the last snapshot sent holds it already
 			}
 			if (m.T == kindDelta || m.T == kindBeat || m.T == kindSnap) && b.overflow.Swap(false) {
 				b.t.mu.Lock()
-				m = b.t.snapshotLocked()
+				m = b.t.snapshotLocked() // in place of what the full queue dropped
 				b.t.mu.Unlock()
+			}
+			if m.T == kindSnap {
+				snap = m
 			}
 			if err := b.publish(ctx, ch, m); err != nil {
 				return err
 			}
 		}
 	}
+}
+
+// stale reports whether m says nothing a snapshot of sequence snapSeq
+// did not: a change it includes, a heartbeat or snapshot older than it.
+func stale(m wire, snapSeq uint64) bool {
+	switch m.T {
+	case kindDelta:
+		return m.S <= snapSeq
+	case kindBeat, kindSnap:
+		return m.S < snapSeq
+	}
+	return false
 }
 
 func (b *Bus) publish(ctx context.Context, ch *amqp.Channel, m wire) error {
