@@ -286,6 +286,11 @@ func presenceRules(t *testing.T, a, b *platformtest.App) {
 		t.Fatalf("lastSeenAt %s, closed at %s (%v)", *ev.LastSeenAt, left.UTC(), err)
 	}
 	cc.noPresence(100 * time.Millisecond)
+
+	m := a.Do("GET", "/metrics", "", nil)
+	if !strings.Contains(string(m.Body), `chat_presence_events_total{result="sent"}`) {
+		t.Fatal("/metrics has no chat_presence_events_total")
+	}
 }
 
 func TestPresenceRequests(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/fx"
 
 	"github.com/chat-service/chat/config"
@@ -39,6 +40,8 @@ type Params struct {
 	Contacts Contacts
 	Hub      Hub
 	Log      *slog.Logger
+
+	Registerer prometheus.Registerer `optional:"true"`
 }
 
 // NewTracker builds the tracker (and its bus with relay.driver amqp) and
@@ -52,6 +55,9 @@ func NewTracker(p Params) (*Tracker, *Bus, error) {
 	var b *Bus
 	if p.Relay.Driver == "amqp" {
 		b = NewBus(p.Relay.AMQP.URL, p.Cfg.Exchange, t, p.Log)
+	}
+	if err := t.register(p.Registerer, b != nil); err != nil {
+		return nil, nil, fmt.Errorf("presence metrics: %w", err)
 	}
 	p.Hub.Observe(t) // before the listener starts: no connection is missed
 	return t, b, nil

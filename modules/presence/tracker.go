@@ -25,6 +25,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/chat-service/chat/modules/chat"
 )
 
@@ -92,6 +94,8 @@ type Tracker struct {
 	work    [4]chan announcement // per-user ordered delivery workers
 	seed    maphash.Seed
 
+	sent, dropped, failed prometheus.Counter // events_total by result (metrics.go)
+
 	mu        sync.Mutex
 	bus       publisher // nil: one instance
 	busUp     bool
@@ -126,8 +130,10 @@ func New(o Options) *Tracker {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
+	discard := prometheus.NewCounter(prometheus.CounterOpts{Name: "unregistered"})
 	t := &Tracker{
 		o: o, log: o.Log, started: time.Now(), seed: maphash.MakeSeed(),
+		sent: discard, dropped: discard, failed: discard,
 		local: make(map[string]int), peers: make(map[string]*peer),
 		online: make(map[string]int), announced: make(map[string]bool),
 		pending: make(map[string]*time.Timer), lastSeen: make(map[string]time.Time),
@@ -283,6 +289,7 @@ func (t *Tracker) announceLocked(a announcement) {
 	select {
 	case w <- a:
 	default:
+		t.dropped.Inc()
 		t.log.Warn("presence event dropped: delivery queue full", "user_id", a.user)
 	}
 }
@@ -308,6 +315,7 @@ func (t *Tracker) deliver(ctx context.Context, a announcement) {
 	contacts, err := t.o.Contacts.Contacts(cctx, a.user, nil)
 	cancel()
 	if err != nil {
+		t.failed.Inc()
 		t.log.Warn("presence event not delivered: contacts unavailable", "user_id", a.user, "error", err)
 		return
 	}
@@ -321,6 +329,7 @@ func (t *Tracker) deliver(ctx context.Context, a announcement) {
 		return
 	}
 	t.o.Deliver.DeliverToUsers(contacts, body)
+	t.sent.Inc()
 }
 
 // Status answers for users (already checked: ≤ 100 well-formed ids) as
