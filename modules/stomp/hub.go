@@ -91,10 +91,10 @@ type Hub struct {
 	m   *metrics
 	log *slog.Logger
 
+	observer atomic.Pointer[observerBox] // connect/disconnect observer (observe.go); nil none
+
 	sessions *registry[*subscription] // session id → topic subscriptions to it
 	users    *registry[*conn]         // user id → connected connections
-
-	observer atomic.Pointer[observerBox] // connect/disconnect observer (observe.go); nil none
 
 	nextID  atomic.Uint64
 	mu      sync.Mutex // guards conns and closing
