@@ -96,6 +96,9 @@ type Relay struct {
 type AMQP struct {
 	URL      string `koanf:"url"`
 	Exchange string `koanf:"exchange"`
+	// Persistent publishes relay events persistent, so that those queued
+	// when RabbitMQ restarts survive it (docs/operations.md).
+	Persistent bool `koanf:"persistent"`
 }
 
 // Outbox tunes the transactional outbox and its forwarder.

@@ -23,6 +23,9 @@ import (
 	"github.com/chat-service/chat/modules/stomp"
 )
 
+// The hub recovers what the relay may lose (messaging.Resyncer).
+var _ messaging.Resyncer = (*stomp.Hub)(nil)
+
 // Module provides the *stomp.Hub (also as messaging.Hub) and the *Gateway,
 // registers /ws (and SockJS under /ws/) on the shared router and adds the
 // gateway's /readyz check. OnStop, the first stop hook of the application

@@ -345,6 +345,9 @@ type amqpSubscriber struct {
 	queue    string
 	prefetch int
 	log      *slog.Logger
+	// resumed, when set, is called before a consumer that follows another
+	// hands on its first message (relay.onResume).
+	resumed func()
 
 	closeOnce sync.Once
 	closing   chan struct{}
@@ -378,8 +381,8 @@ func (s *amqpSubscriber) Subscribe(ctx context.Context, _ string) (<-chan *messa
 			}
 		}()
 		bo := newBackoff(100*time.Millisecond, 2*time.Second)
-		for ctx.Err() == nil {
-			if err := s.consume(ctx, out); err != nil && ctx.Err() == nil {
+		for first := true; ctx.Err() == nil; first = false {
+			if err := s.consume(ctx, out, !first); err != nil && ctx.Err() == nil {
 				s.log.Debug("consume from RabbitMQ queue stopped; resuming", "queue", s.queue, "err", err)
 				bo.Sleep(ctx)
 			}
@@ -388,8 +391,9 @@ func (s *amqpSubscriber) Subscribe(ctx context.Context, _ string) (<-chan *messa
 	return out, nil
 }
 
-// consume runs one consumer until its channel or connection goes away.
-func (s *amqpSubscriber) consume(ctx context.Context, out chan<- *message.Message) error {
+// consume runs one consumer until its channel or connection goes away;
+// resumed says that another ran before it.
+func (s *amqpSubscriber) consume(ctx context.Context, out chan<- *message.Message, resumed bool) error {
 	conn, err := s.conn.wait(ctx)
 	if err != nil {
 		return err
@@ -406,6 +410,9 @@ func (s *amqpSubscriber) consume(ctx context.Context, out chan<- *message.Messag
 	if err != nil {
 		_ = ch.Close() // the consume error is the one to report
 		return fmt.Errorf("consume %s: %w", s.queue, err)
+	}
+	if resumed && s.resumed != nil {
+		s.resumed() // the previous consumer's messages have all been handled: each is acked before the next
 	}
 	defer func() {
 		// Prefetched deliveries must be drained, or the client blocks and

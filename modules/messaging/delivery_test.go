@@ -121,6 +121,10 @@ func TestRelayOutage(t *testing.T) {
 		return n >= 50
 	})
 
+	newest := newestMessage(b.hub.snapshot())
+	if got := b.hub.resyncCalls(); len(got) != 0 {
+		t.Fatalf("resync before any outage: %v", got)
+	}
 	px.Cut()
 	waitRelayDown(t, a)
 	a.sendAll(t, sessions, 50, users) // 500 during: every commit must succeed
@@ -144,6 +148,28 @@ func TestRelayOutage(t *testing.T) {
 	if err := a.m.Check().Fn(context.Background()); err != nil {
 		t.Errorf("relay check after the outage: %v", err)
 	}
+	// Each consumer resumed, and asked its hub to recover what was created
+	// from shortly before the newest message it had handled.
+	for _, in := range []*instance{a, b} {
+		got := in.hub.resyncCalls()
+		if len(got) == 0 {
+			t.Fatalf("%s: the relay consumer resumed without a Resync", in.name)
+		}
+		if want := newest.Add(-resyncSlack); in == b && !got[0].Equal(want) {
+			t.Errorf("%s: Resync since %v, want %v (newest message handled %v, less %v)", in.name, got[0], want, newest, resyncSlack)
+		}
+	}
+}
+
+// newestMessage is the latest creation time of the message events.
+func newestMessage(evs []chat.Event) time.Time {
+	var t time.Time
+	for _, ev := range evs {
+		if ev.Message != nil && ev.Message.CreatedAt.After(t) {
+			t = ev.Message.CreatedAt.Time
+		}
+	}
+	return t
 }
 
 // waitRelayDown waits until the instance's relay check fails.

@@ -18,9 +18,10 @@ import (
 )
 
 // TestForwarderPartialConfirm: when the relay confirms only the first
-// publications of a batch, only the rows they carry are acknowledged; they
-// and every batch published after them are published again, in order, and
-// the offset reaches the end. Confirmations come late, so batches overlap.
+// publications of a batch, only the rows before the failure are
+// acknowledged; the rest and every batch published after them are
+// published again, in order, and the offset reaches the end. Confirmations
+// come late, so batches overlap.
 func TestForwarderPartialConfirm(t *testing.T) {
 	storetest.Backends(t, func(t *testing.T, cfg config.Storage) {
 		s := newSetup(t, cfg, relayMemory)
@@ -52,7 +53,10 @@ func TestForwarderPartialConfirm(t *testing.T) {
 		if relay.failures() != 1 {
 			t.Fatalf("relay failed %d times, want 1", relay.failures())
 		}
-		assertExactlyInOrderN(t, evs, sessions, 10)
+		// A batch published after the failed one, and delivered before the
+		// failure was known, is published again: a replay clients drop by
+		// seq. Nothing is missing or out of order.
+		assertSeqOrderIgnoringDuplicates(t, "hub", evs)
 		j := &janitor{db: db.SQL, driver: db.Dialect.Name, m: newMetrics(), log: testLogger(t)}
 		waitNoLag(t, j)
 	})
@@ -109,6 +113,7 @@ func (r *flakyRelay) publishAll(_ context.Context, pubs []publication) *confirma
 
 func (r *flakyRelay) events() (message.Subscriber, string) { return nil, "" }
 func (r *flakyRelay) ping(context.Context) error           { return nil }
+func (r *flakyRelay) onResume(func())                      {}
 func (r *flakyRelay) close() error                         { return nil }
 
 // assertExactlyInOrderN checks that each session's messages arrived as seq

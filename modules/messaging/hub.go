@@ -23,11 +23,24 @@
 // Retries everywhere use one schedule (backoff.go).
 package messaging
 
-import "github.com/chat-service/chat/modules/chat"
+import (
+	"time"
+
+	"github.com/chat-service/chat/modules/chat"
+)
 
 // Hub receives every relay event that reaches this instance. The STOMP
 // gateway implements it; Deliver must not block (it enqueues and returns).
 // Events keep their routing fields (Participants, Except, Problem).
 type Hub interface {
 	Deliver(ev chat.Event)
+}
+
+// Resyncer is implemented by a Hub that can recover, from the store, the
+// messages this instance's relay may have lost: those created at or after
+// since. Resync is called before the relay hands on anything newer, must
+// not block on the store, and makes every local subscriber get each missed
+// message once, in seq order, or a resync event.
+type Resyncer interface {
+	Resync(since time.Time)
 }

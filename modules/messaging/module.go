@@ -223,7 +223,8 @@ func (m *Messaging) startRelay(ctx context.Context, hub Hub) (relay, error) {
 		return nil, fmt.Errorf("messaging: router: %w", err)
 	}
 	sub, topic := r.events()
-	rh := &relayHandler{hub: hub, m: m.metrics, log: m.log}
+	rh := newRelayHandler(hub, m.metrics, m.log)
+	r.onResume(rh.resumed)
 	router.AddConsumerHandler(handlerRelay, topic, sub, rh.handle)
 	runCtx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -44,8 +44,14 @@ func TestBrokerRestart(t *testing.T) {
 	}
 }
 
+// rabbitmqctl runs on the node TEST_CHAT_RABBITMQ_NODE names, else on
+// rabbitmqctl's default: a private broker for TEST_CHAT_AMQP_URL spares the
+// shared one.
 func rabbitmqctl(t *testing.T, args ...string) {
 	t.Helper()
+	if node := os.Getenv("TEST_CHAT_RABBITMQ_NODE"); node != "" {
+		args = append([]string{"-n", node}, args...)
+	}
 	out, err := exec.Command("rabbitmqctl", args...).CombinedOutput()
 	if err != nil {
 		t.Errorf("rabbitmqctl %v: %v: %s", args, err, out)

@@ -96,11 +96,12 @@ type Hub struct {
 	sessions *registry[*subscription] // session id → topic subscriptions to it
 	users    *registry[*conn]         // user id → connected connections
 
-	nextID  atomic.Uint64
-	mu      sync.Mutex // guards conns and closing
-	conns   map[*conn]struct{}
-	closing bool
-	wg      sync.WaitGroup
+	nextID      atomic.Uint64
+	resyncSince atomic.Int64 // Unix ms: the since of the latest Resync
+	mu          sync.Mutex   // guards conns and closing
+	conns       map[*conn]struct{}
+	closing     bool
+	wg          sync.WaitGroup
 }
 
 // NewHub checks o and returns a Hub.

@@ -23,6 +23,7 @@ type metrics struct {
 	outError      prometheus.Counter
 	outHeartbeat  prometheus.Counter
 	droppedTyping prometheus.Counter
+	resyncs       prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -45,6 +46,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "chat_stomp_dropped_events_total", Help: "Transient events dropped under back-pressure, by event type.",
 		}, []string{"type"}),
+		resyncs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chat_stomp_resynced_subscriptions_total", Help: "Subscriptions recovered from the store after the relay may have lost events.",
+		}),
 	}
 	if reg != nil {
 		var err error
@@ -64,6 +68,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			return nil, err
 		}
 		if m.dropped, err = sharedmetrics.Register(reg, m.dropped); err != nil {
+			return nil, err
+		}
+		if m.resyncs, err = sharedmetrics.Register(reg, m.resyncs); err != nil {
 			return nil, err
 		}
 	}

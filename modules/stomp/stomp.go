@@ -96,6 +96,10 @@ type Chat interface {
 	Typing(ctx context.Context, userID, sessionID string) error
 	IsParticipant(ctx context.Context, sessionID, userID string) (bool, error)
 	Replay(ctx context.Context, userID, sessionID string, afterSeq int64) ([]chat.Message, bool, error)
+	// Recover and ActiveSessions serve Resync (resync.go): the server's
+	// reads, not counted against the user's read budget.
+	Recover(ctx context.Context, userID, sessionID string, afterSeq int64, since time.Time) ([]chat.Message, bool, error)
+	ActiveSessions(ctx context.Context, userID string, since time.Time, limit int) ([]chat.SessionSeq, error)
 }
 
 var _ Chat = (*chat.Service)(nil)

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/go-stomp/stomp/v3/frame"
 
@@ -46,10 +47,14 @@ type subscription struct {
 	head      []byte      // "MESSAGE", destination, subscription and "message-id:", encoded for the connection's version
 	active    atomic.Bool // false once unsubscribed: queued frames are skipped
 
+	at        int64            // Unix ms of the SUBSCRIBE
 	lastSeq   int64            // topic: highest message seq delivered
 	seqs      map[string]int64 // /user/queue/messages: highest seq per session
-	replaying bool             // since-seq replay running: live events wait in pending
-	pending   []*payload
+	replaying bool             // since-seq replay or resync running: live events wait in pending
+	recheck   bool             // a Resync came during the replay: run one more (resync.go)
+	// positioned: lastSeq is a position even when 0 (since-seq given).
+	positioned bool
+	pending    []*payload
 }
 
 func (c *conn) onSubscribe(f *frame.Frame) error {
@@ -82,7 +87,7 @@ func (c *conn) onSubscribe(f *frame.Frame) error {
 	if len(c.subs) >= c.h.o.Limits.MaxSubscriptions {
 		return errPolicy("too many subscriptions", "at most "+strconv.Itoa(c.h.o.Limits.MaxSubscriptions)+" per connection")
 	}
-	sub := &subscription{c: c, id: id, dest: dest, head: messageHead(dest, id, c.version)}
+	sub := &subscription{c: c, id: id, dest: dest, head: messageHead(dest, id, c.version), at: time.Now().UnixMilli()}
 	switch dest { // the constants are kept rather than the frame's copies
 	case QueueMessages:
 		sub.kind, sub.dest = destMessages, QueueMessages
@@ -107,7 +112,7 @@ func (c *conn) onSubscribe(f *frame.Frame) error {
 			return protocolErr("invalid since-seq", "since-seq must be an integer >= 0")
 		}
 		since = n
-		sub.replaying, sub.lastSeq = true, n
+		sub.replaying, sub.lastSeq, sub.positioned = true, n, true
 	}
 	c.addSub(sub)
 	if sub.kind == destEvents {
@@ -247,17 +252,9 @@ func (c *conn) replay(sub *subscription, since int64) error {
 			replayed = append(replayed, p)
 		}
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	extra := c.h.o.Recovery.MaxMessages + len(sub.pending) + 1
-	sub.replaying = false
-	for _, p := range replayed {
-		c.deliverSubLocked(sub, p, extra)
+	if c.endReplay(sub, replayed) {
+		c.h.again(c, sub)
 	}
-	for _, p := range sub.pending {
-		c.deliverSubLocked(sub, p, extra)
-	}
-	sub.pending = nil
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -38,6 +39,57 @@ func TestFaultKill9(t *testing.T) {
 	a.kill9(t)
 	time.Sleep(4 * time.Second)
 	tr.finish("alice")
+}
+
+// TestFaultRabbitMQRestart (c): RabbitMQ restarts while events are in
+// flight, and sending stops right after. Instance b is paused (SIGSTOP)
+// first, so that events pile up in its relay queue; the broker stops (with
+// relay.amqp.persistent off it drops them), b resumes, the broker starts,
+// and the senders stop. Subscribers that stay on one connection each, and
+// never resubscribe, still end with every seq: b's relay consumer resumes
+// and b recovers the lost messages from the store; with persistent events
+// the broker kept them. It restarts the shared broker, so it runs only when
+// TEST_CHAT_RABBITMQ_RESTART=1 (.ci/run does, alone).
+func TestFaultRabbitMQRestart(t *testing.T) {
+	if os.Getenv("TEST_CHAT_RABBITMQ_RESTART") != "1" {
+		t.Skip("restarts the shared RabbitMQ: set TEST_CHAT_RABBITMQ_RESTART=1")
+	}
+	for _, persistent := range []string{"false", "true"} {
+		t.Run("persistent="+persistent, func(t *testing.T) {
+			c := newCluster(t)
+			c.extra = append(c.extra, "relay.amqp.persistent="+persistent)
+			a, b := c.start("a"), c.start("b")
+			sid := createSession(t, a, "alice", "bob", "carol")
+			tr := newTraffic(t, sid, a, b)
+			tr.subscribeSteady("bob", 0)   // on a
+			tr.subscribeSteady("carol", 1) // on b
+			tr.subscribeSteady("bob", 1)   // a second device, on b
+			tr.restSender("alice", "rest", 10*time.Millisecond, a) // b only receives: it is paused below
+			time.Sleep(2 * time.Second)
+
+			b.pause(t)
+			time.Sleep(time.Second) // a stores and publishes; b's queue fills
+			rabbitmqctl(t, "stop_app")
+			t.Cleanup(func() { rabbitmqctl(t, "start_app") }) // never leave the broker stopped
+			b.resume(t)
+			rabbitmqctl(t, "start_app")
+			tr.finish("alice")
+		})
+	}
+}
+
+// rabbitmqctl runs on the node TEST_CHAT_RABBITMQ_NODE names, else on
+// rabbitmqctl's default: a private broker for TEST_CHAT_AMQP_URL spares the
+// shared one.
+func rabbitmqctl(t *testing.T, args ...string) {
+	t.Helper()
+	if node := os.Getenv("TEST_CHAT_RABBITMQ_NODE"); node != "" {
+		args = append([]string{"-n", node}, args...)
+	}
+	out, err := exec.Command("rabbitmqctl", args...).CombinedOutput()
+	if err != nil {
+		t.Errorf("rabbitmqctl %v: %v: %s", args, err, out)
+	}
 }
 
 // TestFaultPostgresDown (b): PostgreSQL is unreachable for 10 s (the TCP
