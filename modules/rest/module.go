@@ -60,6 +60,9 @@ func (h *Handlers) Register(r *mux.Router, auth Authenticator) {
 	route := func(method, path string, fn http.HandlerFunc) {
 		r.Handle("/api/chat"+path, auth.Middleware(fn)).Methods(method)
 	}
+	if h.presence != nil { // features.presence (presence.go)
+		route(http.MethodGet, "/presence", h.presenceOf)
+	}
 	route(http.MethodPost, "/sessions", h.createSession)
 	route(http.MethodGet, "/sessions", h.listSessions)
 	route(http.MethodGet, "/sessions/{id}", h.getSession)
@@ -67,8 +70,4 @@ func (h *Handlers) Register(r *mux.Router, auth Authenticator) {
 	route(http.MethodPost, "/sessions/{id}/messages", h.send)
 	route(http.MethodPost, "/sessions/{id}/read", h.markRead)
 	route(http.MethodGet, "/unread", h.unread)
-
-	if h.presence != nil { // features.presence
-		route(http.MethodGet, "/presence", h.presenceOf)
-	}
 }

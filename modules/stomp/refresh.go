@@ -122,14 +122,23 @@ func (c *conn) warnExpiring(exp time.Time) {
 	}
 }
 
-// flushTokenWarning sends a warning that came due before sub, a new
-// /user/queue/events subscription, existed.
-func (c *conn) flushTokenWarning(sub *subscription) {
+// flushTokenWarning runs after each SUBSCRIBE (before its RECEIPT): a
+// warning that came due while the connection had no /user/queue/events
+// subscription goes to the one a successful SUBSCRIBE just made.
+func (c *conn) flushTokenWarning(err *error) {
+	if *err != nil {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if p := c.tok.pending; p != nil && !c.gone && sub.active.Load() {
-		c.tok.pending = nil
-		c.deliverSubLocked(sub, p, 0)
+	p := c.tok.pending
+	subs := c.queues[queueIndex(destEvents)]
+	if p == nil || c.gone || len(subs) == 0 {
+		return
+	}
+	c.tok.pending = nil
+	for _, s := range subs {
+		c.deliverSubLocked(s, p, 0)
 	}
 }
 

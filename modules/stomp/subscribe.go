@@ -57,7 +57,8 @@ type subscription struct {
 	pending    []*payload
 }
 
-func (c *conn) onSubscribe(f *frame.Frame) error {
+func (c *conn) onSubscribe(f *frame.Frame) (err error) {
+	defer c.flushTokenWarning(&err) // a token_expiring due before /user/queue/events existed (refresh.go)
 	dest := f.Header.Get(frame.Destination)
 	if dest == "" {
 		return protocolErr("missing destination", "SUBSCRIBE needs a destination header")
@@ -115,9 +116,6 @@ func (c *conn) onSubscribe(f *frame.Frame) error {
 		sub.replaying, sub.lastSeq, sub.positioned = true, n, true
 	}
 	c.addSub(sub)
-	if sub.kind == destEvents {
-		c.flushTokenWarning(sub) // a token_expiring that came due before it (refresh.go)
-	}
 	if since >= 0 {
 		return c.replay(sub, since)
 	}
