@@ -31,6 +31,7 @@ type Config struct {
 	Commands Commands `koanf:"commands"`
 	Features Features `koanf:"features"`
 	Recovery Recovery `koanf:"recovery"`
+	Presence Presence `koanf:"presence"`
 	Limits   Limits   `koanf:"limits"`
 	Profiles Profiles `koanf:"profiles"`
 	Log      Log      `koanf:"log"`
@@ -149,6 +150,13 @@ type Features struct {
 	SockJS    bool `koanf:"sockjs"`
 	Typing    bool `koanf:"typing"`
 	WebClient bool `koanf:"web_client"`
+	Presence  bool `koanf:"presence"` // online/offline of contacts; off: no events, no GET /api/chat/presence
+}
+
+// Presence tunes who-is-online (features.presence turns it on).
+type Presence struct {
+	TTL      time.Duration `koanf:"ttl"`      // a crashed instance's users are offline within this
+	Exchange string        `koanf:"exchange"` // RabbitMQ fanout exchange the instances share it on (relay.driver amqp)
 }
 
 // Recovery bounds since-seq replays.

@@ -79,6 +79,10 @@ func (c Config) Validate() error {
 	v.intRange("commands.prefetch", c.Commands.Prefetch, 1, 1000)
 
 	v.intRange("recovery.max_messages", c.Recovery.MaxMessages, 0, 100000)
+	v.durRange("presence.ttl", c.Presence.TTL, time.Second, time.Hour)
+	if c.Presence.Exchange == "" {
+		v.fail("presence.exchange", "must not be empty")
+	}
 
 	l := c.Limits
 	v.intRange("limits.max_message_bytes", l.MaxMessageBytes, 1, 1<<20)

@@ -64,6 +64,11 @@ func Options(cfg config.Config) ([]fx.Option, error) {
 
 		readiness, // /readyz: database, relay, gateway
 	}
+	if cfg.Features.Presence {
+		// Who is online, shared between instances (modules/presence).
+		// Before the gateway, so that its stop follows the gateway's drain.
+		opts = append(opts[:len(opts)-1], presenceOptions(cfg.Presence), gateway.Module)
+	}
 	if cfg.Features.WebClient {
 		opts = append(opts, webclient.Module) // the browser client at /
 	}

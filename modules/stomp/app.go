@@ -27,6 +27,9 @@ const (
 // or a problem on /user/queue/errors); err is a protocol error.
 func (c *conn) onSend(f *frame.Frame, receipt string) (handled bool, err error) {
 	dest := f.Header.Get(frame.Destination)
+	if dest == AppRefresh {
+		return c.onRefresh(f, receipt) // refresh.go
+	}
 	switch dest {
 	case AppSend, AppRead, AppTyping:
 	default:

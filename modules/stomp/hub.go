@@ -71,6 +71,8 @@ type Hub struct {
 	m   *metrics
 	log *slog.Logger
 
+	observer atomic.Pointer[observerBox] // connect/disconnect observer (observe.go); nil none
+
 	sessions *registry[*subscription] // session id → topic subscriptions to it
 	users    *registry[*conn]         // user id → connected connections
 

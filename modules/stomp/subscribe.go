@@ -57,7 +57,8 @@ type subscription struct {
 	pending    []*payload
 }
 
-func (c *conn) onSubscribe(f *frame.Frame) error {
+func (c *conn) onSubscribe(f *frame.Frame) (err error) {
+	defer c.flushTokenWarning(&err) // a token_expiring due before /user/queue/events existed (refresh.go)
 	dest := f.Header.Get(frame.Destination)
 	if dest == "" {
 		return protocolErr("missing destination", "SUBSCRIBE needs a destination header")

@@ -68,6 +68,7 @@ func (c *conn) writeLoop() {
 func (w *writer) timers(connectBy time.Time) (done bool) {
 	c := w.c
 	now := time.Now()
+	w.expires = c.tok.expiry() // moved by a token refresh (refresh.go)
 	if w.wrote {
 		w.lastWrite, w.wrote = now, false
 	}

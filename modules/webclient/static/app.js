@@ -12,7 +12,7 @@
   const SEND_TIMEOUT_MS = 15000;  // no RECEIPT nor problem by then: failed, retry offered
   const STORAGE_KEY = 'chat.auth';
 
-  let cfg = { devTokens: false, sockjs: true, typing: true, maxMessageBytes: 4096 };
+  let cfg = { devTokens: false, sockjs: true, typing: true, maxMessageBytes: 4096, presence: false };
   const auth = { token: '', userId: '', dev: false };
 
   // sessions: id -> Session (API shape, kept current by events).
@@ -23,6 +23,7 @@
   let thread = null; // { id, msgs: Map seq -> Message, els: Map seq -> li, minSeq, maxSeq, hasMore, loading, sub }
   const pending = new Map(); // clientMessageId -> { sessionId, content, state, error, timer, el }
   const typers = new Map();  // userId -> timeout id, for the open session
+  const online = new Set();  // contacts online now (presence)
 
   let client = null;
   let everConnected = false;
@@ -210,6 +211,35 @@
 
   function me(s) { return (s.participants || []).find((p) => p.userId === auth.userId); }
 
+  // isOnline: someone else in the session has a connection open.
+  function isOnline(s) {
+    return (s.participants || []).some((p) => p.userId !== auth.userId && online.has(p.userId));
+  }
+
+  // loadPresence asks who of the listed sessions' participants is online
+  // (at most 100 ids per request); presence events keep it current after.
+  async function loadPresence() {
+    if (!cfg.presence) return;
+    const ids = new Set();
+    for (const s of sessions.values()) {
+      for (const p of s.participants || []) if (p.userId !== auth.userId) ids.add(p.userId);
+    }
+    const all = [...ids];
+    for (let i = 0; i < all.length; i += 100) {
+      const res = await api('GET', `/api/chat/presence?userIds=${all.slice(i, i + 100).map(encodeURIComponent).join(',')}`);
+      for (const u of res.users) if (u.online) online.add(u.userId); else online.delete(u.userId);
+    }
+    renderSessions();
+  }
+
+  // refreshToken replaces the live connection's token before it expires
+  // (token_expiring). Only development tokens can be renewed here.
+  async function refreshToken() {
+    const mine = client;
+    if (!(await renewToken()) || !mine || !mine.connected) return;
+    mine.publish({ destination: '/app/auth.refresh', headers: { Authorization: `Bearer ${auth.token}` } });
+  }
+
   async function loadSessions(more) {
     const q = more && sessionsCursor ? `&cursor=${encodeURIComponent(sessionsCursor)}` : '';
     const page = await api('GET', `/api/chat/sessions?limit=${PAGE}${q}`);
@@ -252,7 +282,8 @@
         'aria-label': `${sessionName(s)}${unread ? `, ${s.unread} unread` : ''}`,
         onclick: () => openSession(s.id),
       },
-      el('span', { class: 'name', text: sessionName(s) }),
+      el('span', { class: 'name', text: sessionName(s) },
+        isOnline(s) ? el('span', { class: 'online', 'data-testid': 'online', title: 'online', text: ' ●' }) : null),
       unread ? el('span', { class: 'badge', 'data-testid': 'unread-badge', text: String(s.unread) }) : null,
       el('span', { class: 'last', text: lastText }));
       return el('li', {}, btn);
@@ -602,11 +633,19 @@
         }
         break;
       }
+      case 'presence':
+        if (ev.online) online.add(ev.userId); else online.delete(ev.userId);
+        renderSessions();
+        break;
+      case 'token_expiring':
+        refreshToken();
+        break;
       case 'typing':
         if (thread && ev.sessionId === thread.id && ev.userId !== auth.userId) typingStarted(ev.userId);
         break;
       case 'session':
         if (ev.session) upsertSession(ev.session);
+        loadPresence().catch(() => {}); // new contacts: events only tell of changes
         break;
       case 'resync':
         // Too much was missed for a replay: start again from the latest page.
@@ -713,6 +752,7 @@
       mine.subscribe('/user/queue/events', onEvent);
       mine.subscribe('/user/queue/errors', onProblem);
       subscribeThread();
+      loadPresence().catch(() => {});
       if (everConnected) {
         // Back after a break: counts and last messages of the other sessions.
         loadSessions(false).catch(() => {});
