@@ -2,10 +2,12 @@
 // each a part with its own files and a narrow interface, started and
 // stopped in this order by Messaging (module.go):
 //
-//   - relay (relay.go; RabbitMQ plumbing in amqp.go): fans events out to
-//     every instance (RabbitMQ topic exchange, a queue per instance) or
-//     within one (gochannel), and hands each instance's events to its Hub
-//     through a watermill router.
+//   - relay (relay.go; RabbitMQ connection in amqp.go, publisher in
+//     amqppub.go, consumer in amqpsub.go): fans events out to every
+//     instance (RabbitMQ topic exchange, a queue per instance) or within
+//     one (gochannel), and hands each instance's events to its Hub through
+//     a watermill router; when its consumer resumes after a possible loss,
+//     the Hub recovers the missed messages from the store (Resyncer).
 //   - outbox (outbox.go, forwarder.go, outboxread.go, outboxpg.go,
 //     listen.go): Outbox is chat.Events, writing events in the sender's
 //     transaction with the watermill-sql publisher; the forwarder reads
