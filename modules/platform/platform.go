@@ -57,18 +57,18 @@ func Options(cfg config.Config) ([]fx.Option, error) {
 		fx.Provide(func(s *chat.Service) messaging.Sender { return s }),
 		// Every commit wakes the outbox forwarder (no poll in the path).
 		fx.Invoke(func(s *store.Store, m *messaging.Messaging) { s.OnCommit(m.Events().Committed) }),
-
-		// STOMP at /ws (and SockJS when features.sockjs); its hub receives
-		// every relay event and feeds local subscriptions.
-		gateway.Module,
-
-		readiness, // /readyz: database, relay, gateway
 	}
 	if cfg.Features.Presence {
 		// Who is online, shared between instances (modules/presence).
 		// Before the gateway, so that its stop follows the gateway's drain.
-		opts = append(opts[:len(opts)-1], presenceOptions(cfg.Presence), gateway.Module)
+		opts = append(opts, presenceOptions(cfg.Presence))
 	}
+	// STOMP at /ws (and SockJS when features.sockjs); its hub receives every
+	// relay event and feeds local subscriptions. Its stop hook, registered
+	// last, runs first: the drain.
+	opts = append(opts, gateway.Module,
+		readiness, // /readyz: database, relay, gateway
+	)
 	if cfg.Features.WebClient {
 		opts = append(opts, webclient.Module) // the browser client at /
 	}
