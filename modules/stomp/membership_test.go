@@ -131,4 +131,3 @@ func TestEditDeleteEvents(t *testing.T) {
 		})
 	}
 }
-
