@@ -135,8 +135,9 @@ func (s *Service) changeMembers(ctx context.Context, by, sessionID string, decid
 	return nil
 }
 
-// membersEvents are the events of a change: members to the topic and to
-// everyone before or after it, then a session event for the added users.
+// membersEvents are the events of a change: a session event for the added
+// users (so that a client knows the session before it hears of members),
+// then members to the topic and to everyone before or after it.
 func membersEvents(by string, c MembersChanged) []Event {
 	everyone := slices.Clone(c.Before)
 	for _, u := range c.After {
@@ -151,11 +152,11 @@ func membersEvents(by string, c MembersChanged) []Event {
 	if removed == nil {
 		removed = []string{}
 	}
-	evs := []Event{{Type: EventMembers, SessionID: c.SessionID, Added: added, Removed: removed, By: by, Participants: everyone}}
+	var evs []Event
 	if c.Session != nil && len(c.Added) > 0 {
 		evs = append(evs, Event{Type: EventSession, Session: c.Session, Participants: c.Added})
 	}
-	return evs
+	return append(evs, Event{Type: EventMembers, SessionID: c.SessionID, Added: added, Removed: removed, By: by, Participants: everyone})
 }
 
 func notAGroup() error {
