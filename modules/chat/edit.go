@@ -66,19 +66,24 @@ func (s *Service) DeleteMessage(ctx context.Context, userID, sessionID string, s
 	return err
 }
 
-// changeMessage checks the sender and the edit window, then lets decide
-// choose the change, stored with its event.
+// changeMessage checks the sender, lets decide choose the change from the
+// message's state, checks the edit window, and stores the change with its
+// event.
 func (s *Service) changeMessage(ctx context.Context, userID, sessionID string, seq int64, decide func(Message) (MessageChange, bool, error), evType string) (Message, bool, error) {
 	window, sender := s.limits.EditWindow, s.sender(ctx, userID)
 	m, changed, err := s.store.ChangeMessage(ctx, sessionID, userID, seq, func(m Message) (MessageChange, bool, error) {
 		if m.SenderID != userID {
 			return MessageChange{}, false, &Error{Kind: ErrForbidden, Code: "forbidden", Detail: "only a message's sender may edit or delete it"}
 		}
+		change, apply, err := decide(m) // the message's state first: editing a tombstone is 409 at any age
+		if err != nil || !apply {
+			return change, apply, err
+		}
 		if window > 0 && time.Since(m.CreatedAt.Time) > window {
 			return MessageChange{}, false, &Error{Kind: ErrForbidden, Code: "edit_window_passed",
 				Detail: fmt.Sprintf("messages may be edited or deleted for %s after they were sent", window)}
 		}
-		return decide(m)
+		return change, true, nil
 	}, func(ctx context.Context, tx *sql.Tx, m Message, ps []string) error {
 		m.Sender = sender
 		ev := Event{Type: evType, SessionID: sessionID, Participants: ps}

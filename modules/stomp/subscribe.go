@@ -2,6 +2,7 @@ package stomp
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -255,6 +256,9 @@ func (c *conn) replay(sub *subscription, since int64) error {
 	cancel()
 	if err != nil {
 		c.removeSub(sub)
+		if errors.Is(err, chat.ErrNotFound) {
+			return errRemoved // removed between the participation check and the replay
+		}
 		c.lg().Warn("replay failed", "session_id", sub.sessionID, "error", err)
 		return &ProtocolError{Message: "unavailable", Detail: "cannot replay the session now; retry later", Code: CloseTryAgainLater}
 	}
