@@ -3,7 +3,7 @@
 // delete and members events, and since-seq replaying current state.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { api, token } from './helpers.mjs';
+import { api, base, token } from './helpers.mjs';
 import { connectWS, subscribe, publishJSON } from './stompclient.mjs';
 
 const parse = (msg) => JSON.parse(msg.body);
@@ -72,7 +72,7 @@ test('edit and delete over STOMP reach the topic and /user/queue/messages', asyn
     assert.equal(ev.message.content, '');
 
     // Editing the tombstone over REST: 409 message_deleted.
-    const res = await fetch(`${process.env.INTEROP_URL}/api/chat/sessions/${session.id}/messages/1`, {
+    const res = await fetch(`${base}/api/chat/sessions/${session.id}/messages/1`, {
       method: 'PATCH',
       headers: { Authorization: `Bearer ${ta}`, 'Content-Type': 'application/json' },
       body: JSON.stringify({ content: 'back' }),
