@@ -244,7 +244,7 @@
     list.replaceChildren(...sorted.map((s) => {
       const last = s.lastMessage;
       const lastText = last
-        ? `${last.senderId === auth.userId ? 'You' : (last.sender && last.sender.displayName) || last.senderId}: ${last.content}`
+        ? `${last.senderId === auth.userId ? 'You' : (last.sender && last.sender.displayName) || last.senderId}: ${last.deleted ? 'Message deleted' : last.content}`
         : 'No messages yet';
       const unread = s.unread > 0 && !(thread && thread.id === s.id && document.visibilityState === 'visible');
       const btn = el('button', {
