@@ -182,6 +182,8 @@ type Limits struct {
 	MaxPreauthPerIP    int      `koanf:"max_preauth_per_ip"`   // connections not yet CONNECTed, per client address
 	ConnectRate        float64  `koanf:"connect_rate"`         // new connections per second per instance
 	ReadRatePerSecond  float64  `koanf:"read_rate_per_second"` // per user: history pages, listings, /unread, since-seq replays
+
+	EditWindow time.Duration `koanf:"edit_window"` // how long after sending a message may be edited or deleted; 0 = no limit
 }
 
 // ReadBurst is the per-user read budget's burst: two seconds' worth.

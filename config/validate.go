@@ -112,6 +112,9 @@ func (c Config) Validate() error {
 	if !(l.ReadRatePerSecond > 0) {
 		v.fail("limits.read_rate_per_second", "must be > 0, got %v", l.ReadRatePerSecond)
 	}
+	if l.EditWindow < 0 {
+		v.fail("limits.edit_window", "must be >= 0 (0 = no limit), got %v", l.EditWindow)
+	}
 
 	p := c.Profiles
 	if p.Provider == "" {

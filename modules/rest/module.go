@@ -70,4 +70,5 @@ func (h *Handlers) Register(r *mux.Router, auth Authenticator) {
 	route(http.MethodPost, "/sessions/{id}/messages", h.send)
 	route(http.MethodPost, "/sessions/{id}/read", h.markRead)
 	route(http.MethodGet, "/unread", h.unread)
+	h.registerChanges(route) // membership, edits and deletes (changes.go)
 }

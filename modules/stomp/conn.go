@@ -38,7 +38,7 @@ type conn struct {
 	user           string
 	logUser        atomic.Pointer[string] // user for the logger, set at CONNECT
 	registeredUser string                 // the users registry key, removed on cleanup
-	participant    map[string]bool        // positive participation answers, per session; nil until one
+	participant    map[string]bool        // participation per session (true: checked; false: removed by a members event); guarded by mu; nil until one
 	typing         *rate.Limiter          // created at the first typing SEND
 	tok            tokenState             // token expiry and its warning (refresh.go)
 

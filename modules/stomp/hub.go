@@ -256,6 +256,8 @@ func newPayload(ev *chat.Event) (*payload, error) {
 		if p.sessionID == "" {
 			p.sessionID = ev.Message.SessionID
 		}
+	case chat.EventEdit, chat.EventDelete:
+		p.queue = destMessages // no seq header: seq dedupe is for new messages
 	case chat.EventTyping:
 		p.queue, p.transient = destEvents, true
 	case chat.EventSession:
@@ -323,6 +325,10 @@ func (h *Hub) Deliver(ev chat.Event) {
 	if err != nil {
 		h.log.Error("drop undeliverable event", "type", ev.Type, "session_id", ev.SessionID, "error", err)
 		return
+	}
+	if ev.Type == chat.EventMembers { // membership.go
+		h.forgetMembers(ev.SessionID)
+		defer h.membersChanged(&ev)
 	}
 	if p.isError {
 		if len(ev.Participants) > 0 {

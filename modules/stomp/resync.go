@@ -74,7 +74,7 @@ func (h *Hub) markResync(since time.Time) []resyncJob {
 // markLocked puts s into replay for a resync, or asks its running replay to
 // run again. c.mu is held.
 func (c *conn) markLocked(s *subscription, since time.Time) (resyncJob, bool) {
-	if c.gone || !s.active.Load() || (s.kind != destTopic && s.kind != destMessages) {
+	if c.gone || !s.active.Load() || s.revoked || (s.kind != destTopic && s.kind != destMessages) {
 		return resyncJob{}, false
 	}
 	if s.replaying {

@@ -100,6 +100,8 @@ type Chat interface {
 	// reads, not counted against the user's read budget.
 	Recover(ctx context.Context, userID, sessionID string, afterSeq int64, since time.Time) ([]chat.Message, bool, error)
 	ActiveSessions(ctx context.Context, userID string, since time.Time, limit int) ([]chat.SessionSeq, error)
+	EditMessage(ctx context.Context, userID string, req chat.EditRequest) (chat.Message, error)
+	DeleteMessage(ctx context.Context, userID, sessionID string, seq int64) error
 }
 
 var _ Chat = (*chat.Service)(nil)

@@ -2,6 +2,7 @@ package stomp
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -48,6 +49,7 @@ type subscription struct {
 	active    atomic.Bool // false once unsubscribed: queued frames are skipped
 
 	at        int64            // Unix ms of the SUBSCRIBE
+	revoked   bool             // topic: its user was removed from the session; nothing more is delivered
 	lastSeq   int64            // topic: highest message seq delivered
 	seqs      map[string]int64 // /user/queue/messages: highest seq per session
 	replaying bool             // since-seq replay or resync running: live events wait in pending
@@ -115,16 +117,29 @@ func (c *conn) onSubscribe(f *frame.Frame) (err error) {
 		since = n
 		sub.replaying, sub.lastSeq, sub.positioned = true, n, true
 	}
-	c.addSub(sub)
+	if !c.addSub(sub) {
+		return errRemoved
+	}
 	if since >= 0 {
 		return c.replay(sub, since)
 	}
 	return nil
 }
 
-// authorizeSession checks participation once per connection and session.
+// errRemoved refuses a SUBSCRIBE to a session the user was removed from.
+var errRemoved = errPolicy("forbidden destination", "no such session, or not a participant")
+
+// authorizeSession checks participation once per connection and session;
+// a members event that removes the user makes the next check refuse
+// (revokeSession), one that adds them asks again.
 func (c *conn) authorizeSession(sid string) error {
-	if c.participant[sid] {
+	c.mu.Lock()
+	known, seen := c.participant[sid]
+	c.mu.Unlock()
+	if seen {
+		if !known {
+			return errRemoved
+		}
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, c.h.o.CallTimeout)
@@ -137,6 +152,11 @@ func (c *conn) authorizeSession(sid string) error {
 	if !ok {
 		// The same answer for an unknown session and a foreign one: existence is not leaked.
 		return errPolicy("forbidden destination", "no such session, or not a participant")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if known, seen := c.participant[sid]; seen && !known {
+		return errRemoved // removed while we asked
 	}
 	if c.participant == nil {
 		c.participant = make(map[string]bool)
@@ -166,9 +186,16 @@ func (c *conn) findSub(id string) *subscription {
 	return nil
 }
 
-func (c *conn) addSub(sub *subscription) {
-	sub.active.Store(true)
+// addSub adds sub; false when it is a topic subscription whose user was
+// removed from the session since authorizeSession (checked under c.mu,
+// which revokeSession holds while it cuts subscriptions).
+func (c *conn) addSub(sub *subscription) bool {
 	c.mu.Lock()
+	if sub.kind == destTopic && !c.participant[sub.sessionID] {
+		c.mu.Unlock()
+		return false
+	}
+	sub.active.Store(true)
 	c.subs = append(c.subs, sub)
 	if sub.kind != destTopic {
 		c.queues[queueIndex(sub.kind)] = append(c.queues[queueIndex(sub.kind)], sub)
@@ -178,6 +205,7 @@ func (c *conn) addSub(sub *subscription) {
 		c.h.sessions.add(sub.sessionID, sub, 0)
 	}
 	c.h.m.subscriptions.Inc()
+	return true
 }
 
 func (c *conn) onUnsubscribe(f *frame.Frame) error {
@@ -229,6 +257,9 @@ func (c *conn) replay(sub *subscription, since int64) error {
 	cancel()
 	if err != nil {
 		c.removeSub(sub)
+		if errors.Is(err, chat.ErrNotFound) {
+			return errRemoved // removed between the participation check and the replay
+		}
 		c.lg().Warn("replay failed", "session_id", sub.sessionID, "error", err)
 		return &ProtocolError{Message: "unavailable", Detail: "cannot replay the session now; retry later", Code: CloseTryAgainLater}
 	}
@@ -261,7 +292,7 @@ func (c *conn) replay(sub *subscription, since int64) error {
 func (c *conn) deliverTopic(s *subscription, p *payload) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.gone || !s.active.Load() || (p.except != "" && p.except == c.user) {
+	if c.gone || !s.active.Load() || s.revoked || (p.except != "" && p.except == c.user) {
 		return
 	}
 	c.deliverSubLocked(s, p, 0)

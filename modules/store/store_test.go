@@ -139,7 +139,7 @@ func TestPostgresComesBack(t *testing.T) {
 	n := 0
 	roundTrip := func() error { // a send and the reads around it
 		n++
-		if _, err := s.Participants(ctx, sess.ID); err != nil {
+		if _, _, err := s.Participants(ctx, sess.ID); err != nil {
 			return err
 		}
 		m, _, err := s.AppendMessage(ctx, chat.NewMessage{ID: uuid.Must(uuid.NewV7()).String(), SessionID: sess.ID,

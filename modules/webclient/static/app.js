@@ -1,6 +1,7 @@
 // chat-service web client: plain JavaScript, no build step. REST (/api/chat/*)
 // loads sessions and history; STOMP over WebSocket (SockJS as a fallback)
-// brings live messages, typing and read events. Everything a user typed or
+// brings live messages, edits and deletes, membership changes, typing and
+// read events. Everything a user typed or
 // received is rendered with textContent, never as HTML.
 'use strict';
 
@@ -273,7 +274,7 @@
     list.replaceChildren(...sorted.map((s) => {
       const last = s.lastMessage;
       const lastText = last
-        ? `${last.senderId === auth.userId ? 'You' : (last.sender && last.sender.displayName) || last.senderId}: ${last.content}`
+        ? `${last.senderId === auth.userId ? 'You' : (last.sender && last.sender.displayName) || last.senderId}: ${last.deleted ? 'Message deleted' : last.content}`
         : 'No messages yet';
       const unread = s.unread > 0 && !(thread && thread.id === s.id && document.visibilityState === 'visible');
       const btn = el('button', {
@@ -332,8 +333,8 @@
     $('empty').hidden = true;
     $('thread').hidden = false;
     $('thread-title').textContent = sessionName(s);
-    $('thread-members').textContent = (s.participants || []).map((p) => p.displayName || p.userId).join(', ');
     $('messages').replaceChildren();
+    showMembers();
     for (const p of pending.values()) if (p.sessionId === id) renderPending(p);
     renderSessions();
     const mine = thread;
@@ -393,9 +394,100 @@
   function messageElement(m) {
     const mine = m.senderId === auth.userId;
     const who = mine ? 'You' : (m.sender && m.sender.displayName) || m.senderId;
-    return el('li', { class: `message${mine ? ' mine' : ''}`, 'data-testid': 'message', 'data-seq': m.seq },
-      el('p', { class: 'meta', text: `${who} · ${timeOf(m.createdAt)}` }),
-      el('div', { class: 'bubble', text: m.content }));
+    const meta = `${who} · ${timeOf(m.createdAt)}${m.editedAt && !m.deleted ? ' · edited' : ''}`;
+    const li = el('li', { class: `message${mine ? ' mine' : ''}${m.deleted ? ' deleted' : ''}`, 'data-testid': 'message', 'data-seq': m.seq },
+      el('p', { class: 'meta', text: meta }),
+      el('div', { class: 'bubble', text: m.deleted ? 'Message deleted' : m.content }));
+    if (mine && !m.deleted) {
+      li.append(el('p', { class: 'actions' },
+        el('button', { type: 'button', class: 'link', text: 'Edit', onclick: () => editMessage(m) }),
+        el('button', { type: 'button', class: 'link', text: 'Delete', onclick: () => deleteMessage(m) })));
+    }
+    return li;
+  }
+
+  // ---- edits, deletes and membership ----------------------------------
+
+  async function editMessage(m) {
+    const content = prompt('Edit message', m.content);
+    if (content === null || content === m.content) return;
+    try {
+      addMessage(await api('PATCH', `/api/chat/sessions/${m.sessionId}/messages/${m.seq}`, { content }));
+    } catch (e) { showThreadNote(`Could not edit: ${e.message}`); }
+  }
+
+  async function deleteMessage(m) {
+    if (!confirm('Delete this message for everyone?')) return;
+    try {
+      await api('DELETE', `/api/chat/sessions/${m.sessionId}/messages/${m.seq}`);
+      markDeleted(m.sessionId, m.seq);
+    } catch (e) { showThreadNote(`Could not delete: ${e.message}`); }
+  }
+
+  // onEdit applies an edit (ev.message) or a delete (ev.seq) to what is shown.
+  function onEdit(ev) {
+    const s = sessions.get(ev.sessionId);
+    if (ev.type === 'delete') { markDeleted(ev.sessionId, ev.seq); return; }
+    if (s && s.lastMessage && s.lastMessage.seq === ev.message.seq) { s.lastMessage = ev.message; renderSessions(); }
+    if (thread && thread.id === ev.sessionId && thread.msgs.has(ev.message.seq)) addMessage(ev.message);
+  }
+
+  function markDeleted(sessionId, seq) {
+    const s = sessions.get(sessionId);
+    if (s && s.lastMessage && s.lastMessage.seq === seq) {
+      s.lastMessage = { ...s.lastMessage, content: '', deleted: true };
+      renderSessions();
+    }
+    const m = thread && thread.id === sessionId && thread.msgs.get(seq);
+    if (m) addMessage({ ...m, content: '', deleted: true });
+  }
+
+  async function addPeople() {
+    const ids = (prompt('Add people (user ids, comma-separated)') || '').split(',').map((x) => x.trim()).filter(Boolean);
+    if (!thread || ids.length === 0) return;
+    try {
+      upsertSession(await api('POST', `/api/chat/sessions/${thread.id}/participants`, { userIds: ids }));
+      showMembers();
+    } catch (e) { showThreadNote(`Could not add: ${e.message}`); }
+  }
+
+  async function leaveSession() {
+    if (!thread || !confirm('Leave this conversation?')) return;
+    const id = thread.id;
+    try {
+      await api('DELETE', `/api/chat/sessions/${id}/participants/${encodeURIComponent(auth.userId)}`);
+      forgetSession(id);
+    } catch (e) { showThreadNote(`Could not leave: ${e.message}`); }
+  }
+
+  function forgetSession(id) {
+    sessions.delete(id);
+    if (thread && thread.id === id) {
+      if (thread.sub) { try { thread.sub.unsubscribe(); } catch { /* the connection is gone */ } }
+      thread = null;
+      $('thread').hidden = true;
+      $('empty').hidden = false;
+      $('app').classList.remove('in-thread');
+    }
+    renderSessions();
+  }
+
+  // onMembers refreshes a session whose participants changed; a 404 means
+  // the user was removed from it.
+  function onMembers(ev) {
+    if ((ev.removed || []).includes(auth.userId)) { forgetSession(ev.sessionId); return; }
+    api('GET', `/api/chat/sessions/${ev.sessionId}`).then((s) => {
+      upsertSession(s);
+      if (thread && thread.id === s.id) showMembers();
+    }).catch((e) => { if (e.status === 404) forgetSession(ev.sessionId); });
+  }
+
+  function showMembers() {
+    const s = thread && sessions.get(thread.id);
+    if (!s) return;
+    $('thread-members').textContent = (s.participants || [])
+      .map((p) => (p.displayName || p.userId) + (p.role === 'owner' ? ' (owner)' : '')).join(', ');
+    $('thread-actions').hidden = s.type !== 'group';
   }
 
   function nearBottom() {
@@ -647,6 +739,16 @@
         if (ev.session) upsertSession(ev.session);
         loadPresence().catch(() => {}); // new contacts: events only tell of changes
         break;
+      case 'edit':
+      case 'delete':
+        onEdit(ev);
+        break;
+      case 'members':
+        onMembers(ev);
+        break;
+      case 'removed':
+        forgetSession(ev.sessionId);
+        break;
       case 'resync':
         // Too much was missed for a replay: start again from the latest page.
         if (thread && ev.sessionId === thread.id) openSession(thread.id);
@@ -797,6 +899,8 @@
     $('messages').addEventListener('scroll', () => { if ($('messages').scrollTop < 80) loadOlder(); });
     $('more-sessions').addEventListener('click', () => loadSessions(true).catch(() => {}));
     $('logout').addEventListener('click', () => signOut(''));
+    $('add-people').addEventListener('click', addPeople);
+    $('leave').addEventListener('click', leaveSession);
     $('back').addEventListener('click', () => {
       $('app').classList.remove('in-thread');
       const b = thread && document.querySelector(`[data-session-id="${CSS.escape(thread.id)}"]`);
