@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/chat-service/chat/modules/jsonx"
 	"github.com/chat-service/chat/modules/problem"
 )
 
@@ -18,8 +19,8 @@ const (
 // the format docs/api.md promises ("Conventions"). Stores keep millisecond precision.
 type Time struct{ time.Time }
 
-// TimeLayout is the wire format of every timestamp.
-const TimeLayout = "2006-01-02T15:04:05.000Z07:00"
+// TimeLayout is the wire format of every timestamp (jsonx's one definition).
+const TimeLayout = jsonx.TimeLayout
 
 // NewTime truncates t to milliseconds in UTC.
 func NewTime(t time.Time) Time { return Time{t.UTC().Truncate(time.Millisecond)} }
