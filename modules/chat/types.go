@@ -19,9 +19,6 @@ const (
 // the format docs/api.md promises ("Conventions"). Stores keep millisecond precision.
 type Time struct{ time.Time }
 
-// TimeLayout is the wire format of every timestamp (jsonx's one definition).
-const TimeLayout = jsonx.TimeLayout
-
 // NewTime truncates t to milliseconds in UTC.
 func NewTime(t time.Time) Time { return Time{t.UTC().Truncate(time.Millisecond)} }
 
@@ -30,7 +27,7 @@ func Now() Time { return NewTime(time.Now()) }
 
 // MarshalJSON implements json.Marshaler.
 func (t Time) MarshalJSON() ([]byte, error) {
-	return []byte(`"` + t.UTC().Format(TimeLayout) + `"`), nil
+	return []byte(`"` + t.UTC().Format(jsonx.TimeLayout) + `"`), nil
 }
 
 // UnmarshalJSON implements json.Unmarshaler.
