@@ -50,6 +50,16 @@ func badParam(w http.ResponseWriter, code, detail string) {
 
 func writeJSON(w http.ResponseWriter, status int, v any) { jsonx.Write(w, status, v) }
 
+// writeCreated answers 201 with v when it was created, else 200 (an
+// idempotent repeat: the existing direct session, a resent message).
+func writeCreated(w http.ResponseWriter, created bool, v any) {
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, v)
+}
+
 // fail answers a chat error with its problem document (edge.Problem), once,
 // for every handler.
 func (h *Handlers) fail(w http.ResponseWriter, r *http.Request, err error) {
