@@ -154,8 +154,9 @@ func (c *conn) sendProblem(p problem.Problem, receipt string) {
 	}
 }
 
-// decodeJSON strictly decodes a SEND body: application/json (or no
-// content-type) as jsonx.Read takes a REST body, valid UTF-8, one JSON object, no unknown fields.
+// decodeJSON strictly decodes a SEND body by the rules of a REST body
+// (jsonx): application/json or no content-type, valid UTF-8, one JSON
+// object, no unknown fields.
 func decodeJSON(f *frame.Frame, v any) *problem.Problem {
 	if ct := f.Header.Get(frame.ContentType); ct != "" && !jsonx.Accepts(ct) {
 		return jsonx.Unsupported()
