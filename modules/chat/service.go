@@ -1,7 +1,7 @@
 // Package chat is the domain: create sessions, send, history, read markers,
 // unread counts and typing. Validation and authorization rules live here
-// once; the REST and STOMP edges decode, call the Service and map its errors.
-// It knows no HTTP, STOMP or SQL text.
+// once; the REST and STOMP edges decode, call the Service and map the error
+// kinds it returns (modules/edge). It knows no HTTP, STOMP or SQL text.
 package chat
 
 import (
