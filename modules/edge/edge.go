@@ -14,27 +14,25 @@ import (
 	"github.com/chat-service/chat/modules/problem"
 )
 
+// statuses is the HTTP status of each domain error kind (docs/api.md,
+// "Errors").
+var statuses = map[error]int{
+	chat.ErrInvalid:     http.StatusBadRequest,
+	chat.ErrForbidden:   http.StatusForbidden,
+	chat.ErrNotFound:    http.StatusNotFound,
+	chat.ErrConflict:    http.StatusConflict,
+	chat.ErrTooLarge:    http.StatusRequestEntityTooLarge,
+	chat.ErrRateLimited: http.StatusTooManyRequests,
+	chat.ErrUnavailable: http.StatusServiceUnavailable,
+}
+
 // Status is the HTTP status of a domain error kind (a chat sentinel); 500
 // for anything else.
 func Status(kind error) int {
-	switch kind {
-	case chat.ErrInvalid:
-		return http.StatusBadRequest
-	case chat.ErrNotFound:
-		return http.StatusNotFound
-	case chat.ErrForbidden:
-		return http.StatusForbidden
-	case chat.ErrTooLarge:
-		return http.StatusRequestEntityTooLarge
-	case chat.ErrRateLimited:
-		return http.StatusTooManyRequests
-	case chat.ErrUnavailable:
-		return http.StatusServiceUnavailable
-	case chat.ErrConflict:
-		return http.StatusConflict
-	default:
-		return http.StatusInternalServerError
+	if s, ok := statuses[kind]; ok {
+		return s
 	}
+	return http.StatusInternalServerError
 }
 
 // Problem maps an error of the chat Service to the problem document every
