@@ -1,13 +1,10 @@
 package auth
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"mime"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -16,6 +13,8 @@ import (
 
 	"github.com/chat-service/chat/config"
 	"github.com/chat-service/chat/modules/httpserver"
+	"github.com/chat-service/chat/modules/ident"
+	"github.com/chat-service/chat/modules/jsonx"
 	"github.com/chat-service/chat/modules/problem"
 )
 
@@ -25,8 +24,6 @@ const DevTokenPath = "/api/dev/token"
 const (
 	// maxDevBody is plenty for {"userId":"<128 chars>"}.
 	maxDevBody = 4 << 10
-	// timeFormat is the API's RFC 3339 with milliseconds, in UTC.
-	timeFormat = "2006-01-02T15:04:05.000Z07:00"
 )
 
 // DevIssuerParams are the dependencies of NewDevIssuer.
@@ -88,8 +85,8 @@ func RegisterDevRoutes(r *mux.Router, d *DevIssuer) {
 // Issue mints a token for userID and returns it with its expiry (whole
 // seconds, as in the token's exp).
 func (d *DevIssuer) Issue(userID string) (string, time.Time, error) {
-	if !ValidUserID(userID) {
-		return "", time.Time{}, fmt.Errorf("user id %q does not match %s", userID, userIDPattern)
+	if !ident.ValidUserID(userID) {
+		return "", time.Time{}, fmt.Errorf("user id %q does not match %s", userID, ident.UserIDPattern())
 	}
 	now := d.now()
 	exp := jwt.NewNumericDate(now.Add(d.ttl)) // truncated to the second, like every NumericDate
@@ -124,26 +121,12 @@ type devTokenResponse struct {
 // ServeHTTP answers POST /api/dev/token: strict JSON {"userId":"alice"} →
 // 200 {"token":"<jwt>","expiresAt":"<RFC 3339 ms UTC>"}.
 func (d *DevIssuer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !isJSON(r.Header.Get("Content-Type")) {
-		problem.Error(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "the body must be application/json")
-		return
-	}
-	raw, err := httpserver.ReadBody(w, r, maxDevBody, 10*time.Second)
-	if err != nil {
-		if httpserver.IsBodyTooLarge(err) {
-			httpserver.WriteBodyTooLarge(w, maxDevBody)
-			return
-		}
-		problem.Error(w, http.StatusBadRequest, "invalid_json", "could not read the body")
-		return
-	}
 	var req devTokenRequest
-	if p := problem.DecodeJSON(raw, &req); p != nil {
-		problem.Write(w, *p)
+	if !httpserver.ReadJSON(w, r, maxDevBody, &req) {
 		return
 	}
-	if req.UserID == nil || !ValidUserID(*req.UserID) {
-		problem.Error(w, http.StatusBadRequest, "invalid_user_id", "userId must match "+userIDPattern.String())
+	if req.UserID == nil || !ident.ValidUserID(*req.UserID) {
+		problem.Error(w, http.StatusBadRequest, "invalid_user_id", "userId must match "+ident.UserIDPattern())
 		return
 	}
 	token, exp, err := d.Issue(*req.UserID)
@@ -151,18 +134,6 @@ func (d *DevIssuer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		problem.Error(w, http.StatusInternalServerError, "internal", "could not sign the token")
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusOK)
-	_ = json.NewEncoder(w).Encode(devTokenResponse{Token: token, ExpiresAt: exp.UTC().Format(timeFormat)}) // the status is sent; a gone client is not ours to report
-}
-
-// isJSON accepts application/json with no charset or utf-8.
-func isJSON(contentType string) bool {
-	mt, params, err := mime.ParseMediaType(contentType)
-	if err != nil || mt != "application/json" {
-		return false
-	}
-	cs, ok := params["charset"]
-	return !ok || strings.EqualFold(cs, "utf-8")
+	jsonx.Write(w, http.StatusOK, devTokenResponse{Token: token, ExpiresAt: exp.UTC().Format(jsonx.TimeLayout)})
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/chat-service/chat/config"
+	"github.com/chat-service/chat/modules/ident"
 )
 
 // FuzzVerify feeds arbitrary strings to the token parser: Verify never
@@ -59,7 +60,7 @@ func FuzzBearer(f *testing.F) {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, value string) {
-		tok, ok := ParseBearer(value)
+		tok, ok := ident.ParseBearer(value)
 		if ok && (tok == "" || strings.ContainsAny(tok, " \t\r\n")) {
 			t.Fatalf("ParseBearer(%q) = %q", value, tok)
 		}

@@ -3,22 +3,13 @@ package auth
 import (
 	"context"
 	"net/http"
-	"regexp"
-	"strings"
-	"time"
+
+	"github.com/chat-service/chat/modules/ident"
 )
 
-// Principal is the authenticated caller.
-type Principal struct {
-	UserID    string    // the token's `sub`
-	ExpiresAt time.Time // the token's `exp`; a long-lived connection ends its session then
-}
-
-// userIDPattern is the API's user id rule, applied to `sub`.
-var userIDPattern = regexp.MustCompile(`^[A-Za-z0-9._@:-]{1,128}$`)
-
-// ValidUserID reports whether s is a well-formed user id.
-func ValidUserID(s string) bool { return userIDPattern.MatchString(s) }
+// Principal is the authenticated caller: ident's one definition, which the
+// STOMP connections share.
+type Principal = ident.Principal
 
 type principalKey struct{}
 
@@ -44,19 +35,5 @@ func BearerToken(r *http.Request) (string, bool) {
 	if len(values) != 1 {
 		return "", false
 	}
-	return ParseBearer(values[0])
-}
-
-// ParseBearer parses an Authorization value ("Bearer <token>", scheme in any
-// case), as found in an HTTP header or a STOMP CONNECT header.
-func ParseBearer(value string) (string, bool) {
-	scheme, token, ok := strings.Cut(strings.TrimSpace(value), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return "", false
-	}
-	token = strings.TrimLeft(token, " ")
-	if token == "" || strings.ContainsAny(token, " \t\r\n") {
-		return "", false
-	}
-	return token, true
+	return ident.ParseBearer(values[0])
 }

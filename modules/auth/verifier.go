@@ -21,6 +21,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/chat-service/chat/config"
+	"github.com/chat-service/chat/modules/ident"
 )
 
 // Errors Verify wraps; errors.Is also matches jwt/v5's own errors
@@ -241,7 +242,7 @@ func (v *Verifier) Verify(token string) (Principal, error) {
 		return Principal{}, fmt.Errorf("%w: %w", ErrInvalidToken, ErrDevToken)
 	case c.Subject == "":
 		return Principal{}, fmt.Errorf("%w: no sub claim", ErrInvalidToken)
-	case !ValidUserID(c.Subject):
+	case !ident.ValidUserID(c.Subject):
 		return Principal{}, fmt.Errorf("%w: sub is not a valid user id", ErrInvalidToken)
 	}
 	p := Principal{UserID: c.Subject, ExpiresAt: c.ExpiresAt.Time}

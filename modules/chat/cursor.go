@@ -4,6 +4,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+
+	"github.com/chat-service/chat/modules/ident"
 )
 
 // Cursors are opaque to clients: base64url of a small JSON position.
@@ -24,7 +26,7 @@ func decodeCursor(s string) (SessionCursor, error) {
 	if err := json.Unmarshal(b, &c); err != nil {
 		return c, err
 	}
-	if !ValidSessionID(c.ID) || c.Activity.IsZero() {
+	if !ident.ValidSessionID(c.ID) || c.Activity.IsZero() {
 		return c, errors.New("cursor fields out of range")
 	}
 	return c, nil

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"time"
+
+	"github.com/chat-service/chat/modules/ident"
 )
 
 // Editing and deleting messages: only by their sender, within
@@ -51,7 +53,7 @@ func (s *Service) EditMessage(ctx context.Context, userID string, req EditReques
 // DeleteMessage turns one of the caller's messages into a tombstone.
 // Deleting a deleted message changes nothing and publishes nothing.
 func (s *Service) DeleteMessage(ctx context.Context, userID, sessionID string, seq int64) error {
-	if !ValidSessionID(sessionID) {
+	if !ident.ValidSessionID(sessionID) {
 		return invalid("invalid_session_id", "session id must be a UUID")
 	}
 	if seq < 1 {

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"slices"
+
+	"github.com/chat-service/chat/modules/ident"
 )
 
 // Membership of group sessions: any participant adds users; a user leaves,
@@ -22,7 +24,7 @@ type AddParticipantsRequest struct {
 // AddParticipants adds users to a group session and returns it as the
 // caller sees it. Ids already in it are ignored.
 func (s *Service) AddParticipants(ctx context.Context, userID, sessionID string, req AddParticipantsRequest) (Session, error) {
-	if !ValidSessionID(sessionID) {
+	if !ident.ValidSessionID(sessionID) {
 		return Session{}, invalid("invalid_session_id", "session id must be a UUID")
 	}
 	if len(req.UserIDs) == 0 {
@@ -33,7 +35,7 @@ func (s *Service) AddParticipants(ctx context.Context, userID, sessionID string,
 	}
 	var ids []string
 	for _, u := range req.UserIDs {
-		if !ValidUserID(u) {
+		if !ident.ValidUserID(u) {
 			return Session{}, invalid("invalid_user_ids", "user id %q is not a valid user id", truncate(u, 140))
 		}
 		if !slices.Contains(ids, u) {
@@ -90,10 +92,10 @@ func (s *Service) AddParticipants(ctx context.Context, userID, sessionID string,
 // leaving (target is the caller), or the session's owner removing anyone.
 // Removing someone who is not in the session changes nothing.
 func (s *Service) RemoveParticipant(ctx context.Context, userID, sessionID, target string) error {
-	if !ValidSessionID(sessionID) {
+	if !ident.ValidSessionID(sessionID) {
 		return invalid("invalid_session_id", "session id must be a UUID")
 	}
-	if !ValidUserID(target) {
+	if !ident.ValidUserID(target) {
 		return invalid("invalid_user_id", "user id must match ^[A-Za-z0-9._@:-]{1,128}$")
 	}
 	if err := s.limiter.Allow(userID); err != nil {

@@ -5,12 +5,18 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+
+	"github.com/chat-service/chat/modules/ident"
 )
+
+// clientIDPattern is the rule for a clientMessageId.
+var clientIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
 
 // SendRequest is a message to send, from REST or from STOMP /app/chat.send.
 type SendRequest struct {
@@ -310,7 +316,7 @@ func (s *Service) routed(ctx context.Context, tx *sql.Tx, p *pendingSend, m Mess
 }
 
 func (s *Service) validateSend(req SendRequest) error {
-	if !ValidSessionID(req.SessionID) {
+	if !ident.ValidSessionID(req.SessionID) {
 		return invalid("invalid_session_id", "session id must be a UUID")
 	}
 	if !utf8.ValidString(req.Content) {

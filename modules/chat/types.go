@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/chat-service/chat/modules/jsonx"
 	"github.com/chat-service/chat/modules/problem"
 )
 
@@ -18,9 +19,6 @@ const (
 // the format docs/api.md promises ("Conventions"). Stores keep millisecond precision.
 type Time struct{ time.Time }
 
-// TimeLayout is the wire format of every timestamp.
-const TimeLayout = "2006-01-02T15:04:05.000Z07:00"
-
 // NewTime truncates t to milliseconds in UTC.
 func NewTime(t time.Time) Time { return Time{t.UTC().Truncate(time.Millisecond)} }
 
@@ -29,7 +27,7 @@ func Now() Time { return NewTime(time.Now()) }
 
 // MarshalJSON implements json.Marshaler.
 func (t Time) MarshalJSON() ([]byte, error) {
-	return []byte(`"` + t.UTC().Format(TimeLayout) + `"`), nil
+	return []byte(`"` + t.UTC().Format(jsonx.TimeLayout) + `"`), nil
 }
 
 // UnmarshalJSON implements json.Unmarshaler.

@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/chat-service/chat/modules/chat"
+	"github.com/chat-service/chat/modules/edge"
 )
 
 // The command queue: STOMP SEND /app/chat.send is accepted into a durable
@@ -170,7 +171,7 @@ func (c *commandStore) retryLater(err error) error {
 
 // rejection is the error event that tells q's sender why it was refused.
 func (c *commandStore) rejection(q chat.QueuedSend, err error) chat.Event {
-	p, _ := chat.ProblemOf(err) // an unexpected error is reported as 500 internal, and logged below
+	p, _ := edge.Problem(err) // an unexpected error is reported as 500 internal, and logged below
 	p.ClientMessageID = q.Request.ClientMessageID
 	if p.Status >= 500 {
 		c.log.Error("chat.send command failed; reported to the sender", "user_id", q.UserID, "session_id", q.Request.SessionID, "err", err)

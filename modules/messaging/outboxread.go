@@ -9,6 +9,7 @@ import (
 
 	wmsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/message"
+
 	"github.com/chat-service/chat/config"
 )
 

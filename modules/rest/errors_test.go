@@ -43,6 +43,7 @@ func TestBadInputLeavesTheStoreUnchanged(t *testing.T) {
 			{"empty clientMessageId", "POST", msgs, u.alice, `{"content":"a","clientMessageId":""}`, nil, 400, "invalid_client_message_id"},
 			{"text/plain", "POST", msgs, u.alice, `{"content":"a"}`, []string{"Content-Type", "text/plain"}, 415, "unsupported_media_type"},
 			{"no content type", "POST", msgs, u.alice, `{"content":"a"}`, []string{"Content-Type", ""}, 415, "unsupported_media_type"},
+			{"latin-1 charset", "POST", msgs, u.alice, `{"content":"a"}`, []string{"Content-Type", "application/json; charset=iso-8859-1"}, 415, "unsupported_media_type"},
 			{"invalid UTF-8", "POST", msgs, u.alice, []byte("{\"content\":\"\xff\xfe\"}"), nil, 400, "invalid_json"},
 			{"malformed JSON", "POST", msgs, u.alice, `{"content":`, nil, 400, "invalid_json"},
 			{"trailing data", "POST", msgs, u.alice, `{"content":"a"} {"content":"b"}`, nil, 400, "invalid_json"},

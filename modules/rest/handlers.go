@@ -24,11 +24,7 @@ func (h *Handlers) createSession(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-	}
-	writeJSON(w, status, sess)
+	writeCreated(w, created, sess)
 }
 
 type sessionList struct {
@@ -133,11 +129,7 @@ func (h *Handlers) send(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-	}
-	writeJSON(w, status, msg)
+	writeCreated(w, created, msg)
 }
 
 type readBody struct {

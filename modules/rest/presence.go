@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/chat-service/chat/modules/auth"
+	"github.com/chat-service/chat/modules/ident"
 	"github.com/chat-service/chat/modules/presence"
 )
 
@@ -39,7 +39,7 @@ func (h *Handlers) presenceOf(w http.ResponseWriter, r *http.Request) {
 	seen := make(map[string]bool, len(parts))
 	for _, p := range parts {
 		p = strings.TrimSpace(p)
-		if !auth.ValidUserID(p) {
+		if !ident.ValidUserID(p) {
 			badParam(w, "invalid_user_ids", "each user id must match ^[A-Za-z0-9._@:-]{1,128}$")
 			return
 		}

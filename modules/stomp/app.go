@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -13,6 +12,8 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/chat-service/chat/modules/chat"
+	"github.com/chat-service/chat/modules/edge"
+	"github.com/chat-service/chat/modules/jsonx"
 	"github.com/chat-service/chat/modules/problem"
 )
 
@@ -153,17 +154,14 @@ func (c *conn) sendProblem(p problem.Problem, receipt string) {
 	}
 }
 
-// decodeJSON strictly decodes a SEND body: application/json (or no
-// content-type), valid UTF-8, one JSON object, no unknown fields.
+// decodeJSON strictly decodes a SEND body by the rules of a REST body
+// (jsonx): application/json or no content-type, valid UTF-8, one JSON
+// object, no unknown fields.
 func decodeJSON(f *frame.Frame, v any) *problem.Problem {
-	if ct := f.Header.Get(frame.ContentType); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || mt != "application/json" {
-			p := problem.New(http.StatusUnsupportedMediaType, "unsupported_media_type", "the body must be application/json")
-			return &p
-		}
+	if ct := f.Header.Get(frame.ContentType); ct != "" && !jsonx.Accepts(ct) {
+		return jsonx.Unsupported()
 	}
-	return problem.DecodeJSON(f.Body, v)
+	return jsonx.Decode(f.Body, v)
 }
 
 // clientMessageID digs the clientMessageId out of a body that failed to
@@ -185,6 +183,6 @@ func problemFor(err error) problem.Problem {
 	if errors.Is(err, context.DeadlineExceeded) {
 		return problem.New(http.StatusServiceUnavailable, "unavailable", "the service cannot take the request now; retry later")
 	}
-	p, _ := chat.ProblemOf(err) // an unexpected error becomes a 500 "internal" without its text
+	p, _ := edge.Problem(err) // an unexpected error becomes a 500 "internal" without its text
 	return p
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/go-stomp/stomp/v3/frame"
 	"golang.org/x/time/rate"
+
+	"github.com/chat-service/chat/modules/ident"
 )
 
 // conn is one STOMP connection: a reader loop that parses and handles
@@ -331,11 +333,7 @@ func bearer(h *frame.Header) string {
 	if !ok {
 		v = h.Get("authorization")
 	}
-	v = strings.TrimSpace(v)
-	if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
-		v = strings.TrimSpace(v[7:])
-	}
-	return v
+	return ident.TokenOf(v)
 }
 
 // cleanup removes the connection from the Hub once both loops have exited.

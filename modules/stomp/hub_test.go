@@ -208,6 +208,7 @@ func TestAppProblems(t *testing.T) {
 		{name: "unknown field", dest: stomp.AppSend, body: func(string) string { return `{"sessionId":"x","content":"x","clientMessageId":"c-2","extra":1}` }, code: "unknown_field", status: 400, cmid: "c-2"},
 		{name: "wrong type", dest: stomp.AppSend, body: func(string) string { return `{"sessionId":1}` }, code: "invalid_session_id", status: 400},
 		{name: "wrong content type", dest: stomp.AppSend, ctype: "text/plain", body: func(sid string) string { return `{}` }, code: "unsupported_media_type", status: 415},
+		{name: "latin-1 charset", dest: stomp.AppSend, ctype: "application/json; charset=iso-8859-1", body: func(sid string) string { return `{"sessionId":"` + sid + `","content":"x"}` }, code: "unsupported_media_type", status: 415},
 		{name: "not a participant", dest: stomp.AppSend, body: func(string) string {
 			return `{"sessionId":"0193a3f4-0000-7000-8000-000000000000","content":"x"}`
 		}, code: "session_not_found", status: 404},

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/chat-service/chat/modules/chat"
+	"github.com/chat-service/chat/modules/ident"
 )
 
 // Transport carries STOMP bytes for one connection.
@@ -72,11 +73,9 @@ var (
 	ErrMessageTooLarge = errors.New("message too large")
 )
 
-// Principal is the authenticated user of a connection.
-type Principal struct {
-	UserID    string
-	ExpiresAt time.Time // zero: never expires
-}
+// Principal is the authenticated user of a connection: ident's one
+// definition, the same type auth.Principal names.
+type Principal = ident.Principal
 
 // Authenticator verifies a bearer token taken from a CONNECT frame.
 type Authenticator interface {

@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/chat-service/chat/modules/chat"
+	"github.com/chat-service/chat/modules/ident"
 	"github.com/chat-service/chat/modules/stomp"
 )
 
@@ -115,7 +116,7 @@ func (b *Backend) member(sessionID, userID string) (*session, error) {
 
 // CheckSend implements stomp.Chat with the domain's checks.
 func (b *Backend) CheckSend(ctx context.Context, userID string, req chat.SendRequest) error {
-	if !chat.ValidSessionID(req.SessionID) {
+	if !ident.ValidSessionID(req.SessionID) {
 		return &chat.Error{Kind: chat.ErrInvalid, Code: "invalid_session_id", Detail: "session id must be a UUID"}
 	}
 	if req.Content == "" {

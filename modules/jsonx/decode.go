@@ -1,4 +1,4 @@
-package problem
+package jsonx
 
 import (
 	"bytes"
@@ -9,13 +9,15 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/chat-service/chat/modules/problem"
 )
 
-// DecodeJSON decodes body into dst the way every edge of the API does:
+// Decode decodes body into dst the way every edge of the API does:
 // valid UTF-8, exactly one JSON value, no unknown fields. It returns nil, or
 // the 400 problem naming what is wrong: invalid_json, unknown_field, or
 // invalid_<field> for a value of the wrong type.
-func DecodeJSON(body []byte, dst any) *Problem {
+func Decode(body []byte, dst any) *problem.Problem {
 	// encoding/json silently replaces invalid UTF-8; the API refuses it.
 	if !utf8.Valid(body) {
 		return bad("invalid_json", "the body is not valid UTF-8")
@@ -40,8 +42,8 @@ func DecodeJSON(body []byte, dst any) *Problem {
 	return nil
 }
 
-func bad(code, detail string) *Problem {
-	p := New(http.StatusBadRequest, code, detail)
+func bad(code, detail string) *problem.Problem {
+	p := problem.New(http.StatusBadRequest, code, detail)
 	return &p
 }
 
