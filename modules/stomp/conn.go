@@ -48,7 +48,7 @@ type conn struct {
 
 	lastRead     atomic.Int64   // unix nanoseconds of the last inbound byte
 	partialSince atomic.Int64   // unix nanoseconds since an incomplete frame is buffered; 0 none
-	writer       sync.WaitGroup // the writer loop
+	writer       sync.WaitGroup // the writer, until it has closed the transport
 }
 
 func newConn(parent context.Context, h *Hub, t Transport, opts ConnOptions) *conn {
@@ -105,8 +105,7 @@ func (c *conn) debug(msg string, args ...any) {
 
 // run starts the writer and runs the reader in the calling goroutine.
 func (c *conn) run() {
-	c.writer.Add(1)
-	go c.writeLoop()
+	c.startWriter()
 	c.readLoop()
 	c.writer.Wait()
 	c.cancel()

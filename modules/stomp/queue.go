@@ -80,27 +80,76 @@ const (
 // outQueue is a connection's bounded outbound queue. Push never blocks;
 // the writer takes everything queued at once. The two slices start empty
 // and grow on demand; an idle connection gives large ones back.
+//
+// The writer is not a goroutine of its own: an idle connection has none.
+// The first item queued (or a timer, or a close) starts a drain goroutine
+// (run), which writes until the queue is empty and then ends; running
+// makes sure that at most one drain owns the transport at a time, and
+// kicked that a wake-up during a drain is not lost.
 type outQueue struct {
-	mu     sync.Mutex
-	items  []outItem
-	spare  []outItem
-	bytes  int
-	limit  int // items, for live traffic
-	blimit int // bytes, for live traffic
-	closed bool
-	abort  bool
-	notify chan struct{}
+	mu      sync.Mutex
+	items   []outItem
+	spare   []outItem
+	bytes   int
+	limit   int // items, for live traffic
+	blimit  int // bytes, for live traffic
+	closed  bool
+	abort   bool
+	running bool   // a drain owns the writer
+	kicked  bool   // woken while a drain ran: it looks again before it ends
+	done    bool   // the writer has finished: no drain starts again
+	run     func() // the drain; nil until the writer starts
 }
 
 func (q *outQueue) init(limit, blimit int) {
-	q.limit, q.blimit, q.notify = limit, blimit, make(chan struct{}, 1)
+	q.limit, q.blimit = limit, blimit
 }
 
+// wake makes the writer look at the queue and its timers: it starts a
+// drain unless one runs already.
 func (q *outQueue) wake() {
-	select {
-	case q.notify <- struct{}{}:
-	default:
+	q.mu.Lock()
+	start := q.claimLocked()
+	q.mu.Unlock()
+	if start {
+		go q.run()
 	}
+}
+
+// claim is wake for a caller that runs the drain itself when it gets it.
+func (q *outQueue) claim() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.claimLocked()
+}
+
+func (q *outQueue) claimLocked() bool {
+	if q.running || q.done || q.run == nil {
+		q.kicked = true
+		return false
+	}
+	q.running, q.kicked = true, false
+	return true
+}
+
+// release ends a drain unless something arrived since its last take (or a
+// wake-up came): then the drain goes on and release reports false.
+func (q *outQueue) release() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.items) > 0 || q.abort || q.kicked {
+		q.kicked = false
+		return false
+	}
+	q.running = false
+	return true
+}
+
+// finish marks the writer finished: nothing is written any more.
+func (q *outQueue) finish() {
+	q.mu.Lock()
+	q.done = true
+	q.mu.Unlock()
 }
 
 // push queues it when there is room below limit+extra items (extra lets a
@@ -127,10 +176,12 @@ func (q *outQueue) push(it outItem, extra int) pushResult {
 	}
 	q.items = append(q.items, it)
 	q.bytes += sz
-	first := len(q.items) == 1
+	// Items need no kick: a running drain takes them before it ends.
+	start := !q.running && !q.done && q.run != nil
+	q.running = q.running || start
 	q.mu.Unlock()
-	if first {
-		q.wake() // later items find the writer already woken
+	if start {
+		go q.run()
 	}
 	return pushed
 }
