@@ -54,17 +54,17 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t := newWSTransport(conn, hj.conn, g.o)
-	ctx := context.WithoutCancel(r.Context()) // the connection outlives the request; Serve owns its lifetime
 	opts := stomp.ConnOptions{Principal: principal, PingPeriod: g.o.PingPeriod, Transport: "websocket", RemoteAddr: r.RemoteAddr,
 		OnConnected: tk.authenticated}
-	// The reader loop runs on a goroutine of its own and this handler
+	// The connection runs on goroutines of its own and this handler
 	// returns: net/http then drops the request, its response buffers and
 	// this goroutine's deep stack, which an idle connection would otherwise
-	// keep for its whole life.
-	go func() {
-		defer tk.done()
-		_ = g.o.Hub.Serve(ctx, t, opts) // ErrShuttingDown: Serve closed the socket
-	}()
+	// keep for its whole life. Its context is not the request's (nothing
+	// on the STOMP side reads request values), so that the request, its
+	// route variables and its context chain are not kept either.
+	if err := g.o.Hub.Start(context.Background(), t, opts, tk.done); err != nil {
+		tk.done() // ErrShuttingDown: Start closed the socket
+	}
 }
 
 // wsTransport carries STOMP over a gorilla WebSocket: one frame (or part of

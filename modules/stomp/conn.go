@@ -103,15 +103,10 @@ func (c *conn) debug(msg string, args ...any) {
 	}
 }
 
-// run starts the writer and runs the reader in the calling goroutine.
-func (c *conn) run() {
-	c.startWriter()
-	c.readLoop()
-	c.writer.Wait()
-	c.cancel()
-}
-
-func (c *conn) readLoop() {
+// readLoop reads and handles client frames until the connection ends.
+// With fresh set, it returns true after a batch of input that held a frame
+// (not a heart-beat): the caller goes on on a fresh goroutine (Hub.Start).
+func (c *conn) readLoop(fresh bool) (again bool) {
 	for {
 		data, err := c.t.Read()
 		if err != nil {
@@ -123,22 +118,24 @@ func (c *conn) readLoop() {
 			default:
 				c.q.abortNow() // the peer is gone or the writer closed the transport
 			}
-			return
+			return false
 		}
 		now := time.Now().UnixNano()
 		c.lastRead.Store(now)
 		c.dec.writeOwned(data)
+		handled := false
 		for {
 			f, err := c.dec.Next()
 			if err != nil {
 				c.fail(err, "")
-				return
+				return false
 			}
 			if f == nil {
 				break
 			}
+			handled = true
 			if done := c.handle(f); done {
-				return
+				return false
 			}
 		}
 		if !c.dec.Pending() {
@@ -146,6 +143,9 @@ func (c *conn) readLoop() {
 		} else if c.partialSince.Load() == 0 {
 			c.partialSince.Store(now)
 			c.q.wake() // the writer times the incomplete frame
+		}
+		if fresh && handled {
+			return true
 		}
 	}
 }
