@@ -299,6 +299,7 @@ type payload struct {
 	transient   bool  // typing: dropped first under back-pressure
 	except      string
 	isError     bool
+	at          int64 // unix nanoseconds when the hub took the event (0: a replay), for the write stage
 }
 
 const (
@@ -381,11 +382,14 @@ func (p *payload) tail(v Version) []byte { return p.tails[v-1] }
 // to the typist); session events to /user/queue/events only; error events
 // to Participants[0]'s /user/queue/errors only.
 func (h *Hub) Deliver(ev chat.Event) {
+	start := time.Now()
+	defer h.m.stageHub.Since(start)
 	p, err := newPayload(&ev)
 	if err != nil {
 		h.log.Error("drop undeliverable event", "type", ev.Type, "session_id", ev.SessionID, "error", err)
 		return
 	}
+	p.at = start.UnixNano()
 	if p.isError {
 		if len(ev.Participants) > 0 {
 			for _, c := range h.users.get(ev.Participants[0]) {

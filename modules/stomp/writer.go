@@ -177,6 +177,12 @@ func (w *writer) writeBatch(items []outItem) (done bool) {
 			return true
 		}
 	}
+	for i := range items { // the write stage, timed by the batch's first live event
+		if it := &items[i]; it.kind == kindMessage && it.p.at != 0 {
+			w.c.h.m.stageWrite.Observe(time.Duration(time.Now().UnixNano() - it.p.at))
+			break
+		}
+	}
 	return false
 }
 
