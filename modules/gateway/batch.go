@@ -154,11 +154,15 @@ func (b *batchConn) flushLocked() error {
 }
 
 // batchHijacker hands gorilla's Upgrader a batchConn instead of the raw
-// connection.
+// connection, and a small read buffer of the gateway's own (readBufferSize)
+// that gorilla reads through (Upgrader.ReadBufferSize 0 takes the
+// hijacked reader), so that the transport can tell whether gorilla holds
+// input already (wsTransport.WaitReadable).
 type batchHijacker struct {
 	http.ResponseWriter
 	wait time.Duration // the batchConn's write deadline
 	conn *batchConn
+	br   *bufio.Reader
 }
 
 func (h *batchHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -171,7 +175,11 @@ func (h *batchHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	h.conn = &batchConn{Conn: c, wait: h.wait}
-	return h.conn, rw, nil
+	if rw.Reader.Buffered() > 0 {
+		return h.conn, rw, nil // gorilla refuses input before the handshake's end
+	}
+	h.br = bufio.NewReaderSize(h.conn, readBufferSize)
+	return h.conn, bufio.NewReadWriter(h.br, rw.Writer), nil
 }
 
 func (h *batchHijacker) Unwrap() http.ResponseWriter { return h.ResponseWriter }

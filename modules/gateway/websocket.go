@@ -1,12 +1,14 @@
 package gateway
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"io"
 	"net/http"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -54,6 +56,7 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t := newWSTransport(conn, hj.conn, g.o)
+	t.br = hj.br
 	opts := stomp.ConnOptions{Principal: principal, PingPeriod: g.o.PingPeriod, Transport: "websocket", RemoteAddr: r.RemoteAddr,
 		OnConnected: tk.authenticated}
 	// The connection runs on goroutines of its own and this handler
@@ -73,6 +76,9 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 type wsTransport struct {
 	conn      *websocket.Conn
 	batch     *batchConn
+	br        *bufio.Reader   // what gorilla reads through; nil: unknown (no WaitReadable)
+	raw       syscall.RawConn // the socket, for WaitReadable; nil: none
+	peekFn    func(fd uintptr) bool
 	pongWait  time.Duration
 	writeWait time.Duration
 	closeWait time.Duration
@@ -81,6 +87,12 @@ type wsTransport struct {
 
 func newWSTransport(conn *websocket.Conn, batch *batchConn, o Options) *wsTransport {
 	t := &wsTransport{conn: conn, batch: batch, pongWait: o.PongWait, writeWait: o.WriteWait, closeWait: o.CloseWait}
+	if sc, ok := batch.Conn.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			t.raw = raw
+			t.peekFn = readable // one func value for the connection's life: WaitReadable allocates nothing
+		}
+	}
 	conn.SetReadLimit(o.readLimit())
 	conn.SetPongHandler(func(string) error {
 		return conn.SetReadDeadline(time.Now().Add(t.pongWait))
@@ -105,6 +117,19 @@ func (t *wsTransport) Read() ([]byte, error) {
 		return nil, stomp.ErrBinaryMessage
 	}
 	return readMessage(r)
+}
+
+// WaitReadable implements stomp.ReadWaiter: it returns once gorilla's
+// buffer holds input or the socket is readable (or closed, or its read
+// deadline passed: the error then), without reading.
+func (t *wsTransport) WaitReadable() error {
+	if t.br == nil || t.raw == nil || t.br.Buffered() > 0 {
+		return nil
+	}
+	if err := t.conn.SetReadDeadline(time.Now().Add(t.pongWait)); err != nil {
+		return err
+	}
+	return t.raw.Read(t.peekFn)
 }
 
 // readPool lends readMessage a buffer to read a message of unknown length

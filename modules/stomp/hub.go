@@ -172,6 +172,16 @@ func (h *Hub) Start(ctx context.Context, t Transport, opts ConnOptions, done fun
 // readOn runs the reader loop on the calling goroutine until it asks for
 // a fresh one or the connection ends.
 func (c *conn) readOn(done func()) {
+	if w, ok := c.t.(ReadWaiter); ok {
+		if err := w.WaitReadable(); err != nil {
+			c.q.abortNow() // the peer is gone, its read deadline passed, or the writer closed the transport
+			c.h.closed(c)
+			if done != nil {
+				done()
+			}
+			return
+		}
+	}
 	if c.readLoop(true) {
 		go c.readOn(done)
 		return
