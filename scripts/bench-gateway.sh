@@ -69,6 +69,12 @@ bounded 600 go build -o "$work/chat" ./cmd/chat
 
 target() { [[ " $TARGETS " == *" $1 "* ]]; }
 
+# stages NAME: the instance's chat_pipeline_stage_seconds after a run (its
+# whole life: warm-up, window and drain), for the tables.
+stages() {
+	curl -fs -m 10 "$urls/metrics" | grep '^chat_pipeline_stage_seconds' >"$work/res/$1.stages" || rm -f "$work/res/$1.stages"
+}
+
 # each NAME ARGS...: the shape on every target, the service's runs on
 # instances of their own.
 each() {
@@ -78,11 +84,13 @@ each() {
 	if target pg; then
 		svc_begin "$name-pg" "$work/chat" 1
 		bench "$name-pg" -url "$urls" -server-pid "$pids" "$@" || true
+		stages "$name-pg"
 		svc_end
 	fi
 	if target embedded; then
 		emb_begin "$name-embedded" "$work/chat"
 		bench "$name-embedded" -url "$urls" -server-pid "$pids" "$@" || true
+		stages "$name-embedded"
 		emb_end
 	fi
 }
@@ -115,11 +123,13 @@ if want i && in_time i; then
 	if target pg; then
 		svc_begin i-pg "$work/chat" 1
 		BENCH_LIMIT=900 bench i-pg -url "$urls" -server-pid "$pids" "${grp[@]}" || true
+		stages i-pg
 		svc_end
 	fi
 	if target embedded; then
 		emb_begin i-embedded "$work/chat"
 		BENCH_LIMIT=900 bench i-embedded -url "$urls" -server-pid "$pids" "${grp[@]}" || true
+		stages i-embedded
 		emb_end
 	fi
 fi
@@ -190,6 +200,39 @@ table("i. Groups: $GROUP_SESSIONS sessions × 10 members, 1 msg/s per session, $
     ("missing", lambda r: r.get("missing", 0), 0),
     ("server CPU per delivery (µs)", cpu("server_cpu_us_per_delivery"), 1),
 ])
+
+import re, collections
+def stage_table(name):
+    path = os.path.join(res, name + ".stages")
+    if not os.path.exists(path):
+        return
+    b = collections.defaultdict(list); cnt = {}; sm = {}
+    for line in open(path):
+        m = re.match(r'chat_pipeline_stage_seconds_(bucket|count|sum)\{(.*)\} (\S+)', line)
+        if not m:
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(2)))
+        st, v = labels.get("stage"), float(m.group(3))
+        if m.group(1) == "bucket":
+            b[st].append((float("inf") if labels["le"] == "+Inf" else float(labels["le"]), v))
+        else:
+            (cnt if m.group(1) == "count" else sm)[st] = v
+    def q(st, p):  # linear within the bucket, as histogram_quantile does
+        items = sorted(b[st]); total = items[-1][1]; lo, below = 0.0, 0.0
+        for le, v in items:
+            if v >= p * total:
+                return lo if le == float("inf") else lo + (le - lo) * (p * total - below) / max(v - below, 1e-12)
+            lo, below = le, v
+    print()
+    print(f"Where the time goes, {name} (chat_pipeline_stage_seconds over the instance's run):")
+    print()
+    print("| stage | observations | mean (ms) | p50 (ms) | p99 (ms) |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for st in ["command_publish", "commit", "forward", "relay", "hub", "write"]:
+        if cnt.get(st):
+            print(f"| {st} | {cnt[st]:,.0f} | {sm[st] / cnt[st] * 1000:.2f} | {q(st, 0.5) * 1000:.2f} | {q(st, 0.99) * 1000:.2f} |")
+for name in ["f-pg", "f-embedded", "g-pg", "g-embedded", "i-pg", "i-embedded"]:
+    stage_table(name)
 PY
 if [ -s "$work/skipped" ]; then
 	echo
