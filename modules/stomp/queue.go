@@ -83,9 +83,12 @@ const (
 //
 // The writer is not a goroutine of its own: an idle connection has none.
 // The first item queued (or a timer, or a close) starts a drain goroutine
-// (run), which writes until the queue is empty and then ends; running
-// makes sure that at most one drain owns the transport at a time, and
-// kicked that a wake-up during a drain is not lost.
+// (run), which writes until the queue is empty; it then waits (parked) for
+// more while the connection was active within writerLinger, and ends after
+// that. running makes sure that at most one drain owns the transport at a
+// time, kicked that a wake-up during a drain is not lost. A busy
+// connection so keeps its writer goroutine, whose stack has grown to what
+// a write needs, instead of starting (and growing) one per delivery.
 type outQueue struct {
 	mu      sync.Mutex
 	items   []outItem
@@ -95,10 +98,12 @@ type outQueue struct {
 	blimit  int // bytes, for live traffic
 	closed  bool
 	abort   bool
-	running bool   // a drain owns the writer
-	kicked  bool   // woken while a drain ran: it looks again before it ends
-	done    bool   // the writer has finished: no drain starts again
-	run     func() // the drain; nil until the writer starts
+	running bool          // a drain owns the writer
+	parked  bool          // the drain waits on notify
+	kicked  bool          // woken while a drain ran: it looks again before it ends
+	done    bool          // the writer has finished: no drain starts again
+	run     func()        // the drain; nil until the writer starts
+	notify  chan struct{} // wakes a parked drain; made with the writer
 }
 
 func (q *outQueue) init(limit, blimit int) {
@@ -126,22 +131,40 @@ func (q *outQueue) claim() bool {
 func (q *outQueue) claimLocked() bool {
 	if q.running || q.done || q.run == nil {
 		q.kicked = true
+		q.unparkLocked()
 		return false
 	}
 	q.running, q.kicked = true, false
 	return true
 }
 
-// release ends a drain unless something arrived since its last take (or a
-// wake-up came): then the drain goes on and release reports false.
-func (q *outQueue) release() bool {
+// unparkLocked wakes a parked drain.
+func (q *outQueue) unparkLocked() {
+	if q.parked {
+		q.parked = false
+		q.notify <- struct{}{} // room for one: only a parked drain is sent to, once
+	}
+}
+
+// idle is what a drain does when it found nothing more to write: it goes
+// on at once when something arrived since its last take (or a wake-up
+// came); else it waits parked while linger, and returns false when it is
+// to end.
+func (q *outQueue) idle(linger bool) bool {
 	q.mu.Lock()
-	defer q.mu.Unlock()
 	if len(q.items) > 0 || q.abort || q.kicked {
 		q.kicked = false
+		q.mu.Unlock()
+		return true
+	}
+	if !linger {
+		q.running = false
+		q.mu.Unlock()
 		return false
 	}
-	q.running = false
+	q.parked = true
+	q.mu.Unlock()
+	<-q.notify
 	return true
 }
 
@@ -179,6 +202,7 @@ func (q *outQueue) push(it outItem, extra int) pushResult {
 	// Items need no kick: a running drain takes them before it ends.
 	start := !q.running && !q.done && q.run != nil
 	q.running = q.running || start
+	q.unparkLocked()
 	q.mu.Unlock()
 	if start {
 		go q.run()

@@ -28,6 +28,10 @@ type writer struct {
 	due       time.Time   // when timer fires; zero: stopped
 }
 
+// writerLinger is how long a drain waits for more after a connection's
+// last write (lastWrite) before its goroutine ends.
+const writerLinger = 2 * time.Second
+
 var heartbeatEOL = []byte{'\n'}
 
 // bufPool lends the writers their encoding buffers for the length of a
@@ -53,7 +57,7 @@ func (c *conn) startWriter() {
 		}
 	})
 	c.q.mu.Lock()
-	c.q.run = w.drain
+	c.q.run, c.q.notify = w.drain, make(chan struct{}, 1)
 	c.q.mu.Unlock()
 	c.q.wake() // anything queued before now, and the first look at the timers
 }
@@ -77,7 +81,7 @@ func (w *writer) drain() {
 			w.finish()
 			return
 		}
-		if c.q.release() {
+		if !c.q.idle(time.Since(w.lastWrite) < writerLinger) {
 			return
 		}
 	}
@@ -218,6 +222,9 @@ func (w *writer) nextWake(now, connectBy time.Time) time.Time {
 	}
 	if ps := c.partialSince.Load(); ps != 0 {
 		earlier(time.Unix(0, ps).Add(c.h.o.PartialTimeout + time.Millisecond))
+	}
+	if end := w.lastWrite.Add(writerLinger + time.Millisecond); end.After(now) {
+		earlier(end) // the lingering drain ends then
 	}
 	if p := c.pingPeriod; p > 0 {
 		earlier(w.lastPing.Add(p))
