@@ -75,7 +75,7 @@ func TestIdleReadersParkOnSmallStacks(t *testing.T) {
 	}
 	// The client side of the test holds no goroutines; the server's
 	// readers are what is left once the writers stopped lingering.
-	time.Sleep(2500 * time.Millisecond)
+	time.Sleep(500 * time.Millisecond)
 	per := float64(stacks()-before) / conns
 	limit := 3 << 10 // the smallest stack, 2 KiB, and room for the test's own goroutines
 	if raceEnabled {

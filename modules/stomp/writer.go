@@ -30,7 +30,7 @@ type writer struct {
 
 // writerLinger is how long a drain waits for more after a connection's
 // last write (lastWrite) before its goroutine ends.
-const writerLinger = 2 * time.Second
+const writerLinger = 250 * time.Millisecond
 
 var heartbeatEOL = []byte{'\n'}
 
