@@ -2,9 +2,24 @@
 // (the shipped chat.yaml, embedded in the binary), loading with koanf
 // (chat.yaml, then CHAT_ environment variables, then flags), strict decoding
 // and validation with messages that name the offending key.
+//
+// It is the one home of defaults and validation. Adding a key:
+//
+//  1. chat.yaml: the key, its default and a comment saying what it does
+//     (TestShippedFileDocumentsEveryKey); docs/configuration.md: a row.
+//  2. The field, with its koanf tag, in its section's struct below (a new
+//     section: a struct, a field of Config, and fx.Supply in
+//     modules/platform).
+//  3. Validate: its range or its allowed values, naming the key.
+//  4. The module reads the field as given: no second default, no second
+//     check (TestNoModuleDefaultsAKeyAgain); a key nothing reads fails
+//     TestEveryKeyIsRead. Tests start from Defaults().
 package config
 
-import "time"
+import (
+	"log/slog"
+	"time"
+)
 
 // Config is the whole of chat.yaml. Field tags are the YAML keys.
 type Config struct {
@@ -16,6 +31,7 @@ type Config struct {
 	Commands Commands `koanf:"commands"`
 	Features Features `koanf:"features"`
 	Recovery Recovery `koanf:"recovery"`
+	Presence Presence `koanf:"presence"`
 	Limits   Limits   `koanf:"limits"`
 	Profiles Profiles `koanf:"profiles"`
 	Log      Log      `koanf:"log"`
@@ -68,6 +84,15 @@ type Dev struct {
 	AllowUnsafe bool          `koanf:"allow_unsafe"` // dev tokens next to PostgreSQL, RabbitMQ or a non-loopback address
 }
 
+// Drivers as chat.yaml spells them: storage.driver and relay.driver. These
+// are the one definition; the modules compare against them.
+const (
+	DriverSQLite   = "sqlite"
+	DriverPostgres = "postgres"
+	RelayMemory    = "memory"
+	RelayAMQP      = "amqp"
+)
+
 // Storage selects the database.
 type Storage struct {
 	Driver       string      `koanf:"driver"`
@@ -95,6 +120,9 @@ type Relay struct {
 type AMQP struct {
 	URL      string `koanf:"url"`
 	Exchange string `koanf:"exchange"`
+	// Persistent publishes relay events persistent, so that those queued
+	// when RabbitMQ restarts survive it (docs/operations.md).
+	Persistent bool `koanf:"persistent"`
 }
 
 // Outbox tunes the transactional outbox and its forwarder.
@@ -122,6 +150,13 @@ type Features struct {
 	SockJS    bool `koanf:"sockjs"`
 	Typing    bool `koanf:"typing"`
 	WebClient bool `koanf:"web_client"`
+	Presence  bool `koanf:"presence"` // online/offline of contacts; off: no events, no GET /api/chat/presence
+}
+
+// Presence tunes who-is-online (features.presence turns it on).
+type Presence struct {
+	TTL      time.Duration `koanf:"ttl"`      // a crashed instance's users are offline within this
+	Exchange string        `koanf:"exchange"` // RabbitMQ fanout exchange the instances share it on (relay.driver amqp)
 }
 
 // Recovery bounds since-seq replays.
@@ -147,6 +182,8 @@ type Limits struct {
 	MaxPreauthPerIP    int      `koanf:"max_preauth_per_ip"`   // connections not yet CONNECTed, per client address
 	ConnectRate        float64  `koanf:"connect_rate"`         // new connections per second per instance
 	ReadRatePerSecond  float64  `koanf:"read_rate_per_second"` // per user: history pages, listings, /unread, since-seq replays
+
+	EditWindow time.Duration `koanf:"edit_window"` // how long after sending a message may be edited or deleted; 0 = no limit
 }
 
 // ReadBurst is the per-user read budget's burst: two seconds' worth.
@@ -183,6 +220,22 @@ type Breaker struct {
 
 // Log configures the process logger.
 type Log struct {
-	Level  string `koanf:"level"`
-	Format string `koanf:"format"`
+	Level  string `koanf:"level"`  // one of LogLevels
+	Format string `koanf:"format"` // LogText or LogJSON
+}
+
+// log.format values.
+const (
+	LogText = "text"
+	LogJSON = "json"
+)
+
+// LogLevels are the values of log.level, slog's level names in lower case.
+var LogLevels = []string{"debug", "info", "warn", "error"}
+
+// SlogLevel is log.level as a slog level.
+func (l Log) SlogLevel() slog.Level {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(l.Level)) // Validate accepts only LogLevels, which slog reads
+	return level
 }

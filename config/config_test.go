@@ -33,7 +33,19 @@ func TestDefaultsAreTheShippedFile(t *testing.T) {
 	}
 	if cfg.Limits.MaxMessageBytes != 4096 || cfg.Limits.MaxFrameBytes != 65536 || cfg.Recovery.MaxMessages != 1000 ||
 		cfg.Auth.JWT.Leeway != 30*time.Second || cfg.Limits.RatePerSecond != 20 || cfg.Limits.Burst != 40 {
-		t.Fatalf("defaults differ from API.md's: %+v %+v", cfg.Limits, cfg.Recovery)
+		t.Fatalf("defaults differ from docs/api.md's (\"Default limits\"): %+v %+v", cfg.Limits, cfg.Recovery)
+	}
+}
+
+// TestDefaultsIsWhatAnEmptyFileGives: Defaults, which tests and modules
+// start from, is exactly what start-up gives when the operator sets nothing.
+func TestDefaultsIsWhatAnEmptyFileGives(t *testing.T) {
+	cfg, err := load(t, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := Defaults(); !reflect.DeepEqual(d, cfg) {
+		t.Fatalf("Defaults() = %+v\nstart-up with an empty file = %+v", d, cfg)
 	}
 }
 
@@ -58,6 +70,10 @@ func TestStartupErrorsNameTheKey(t *testing.T) {
 		{"missing key file", "auth:\n  jwt:\n    public_keys:\n      k1: /nonexistent/k1.pem\n", []string{"auth.jwt.public_keys.k1: cannot read"}},
 		{"no auth at all", "auth:\n  dev:\n    enabled: false\n", []string{"auth.jwt: no way to verify tokens"}},
 		{"bad amqp url", "relay:\n  driver: amqp\n  amqp:\n    url: http://x\n", []string{"relay.amqp.url"}},
+		{"every bad value at once", "limits:\n  burst: many\noutbox:\n  poll_interval: soon\n", []string{"limits.burst: cannot parse", "outbox.poll_interval: time: invalid duration"}},
+		{"profile cache ttl", "profiles:\n  cache:\n    ttl: 0s\n", []string{"profiles.cache.ttl: must be between"}},
+		{"profile timeout", "profiles:\n  timeout: 0s\n", []string{"profiles.timeout: must be between"}},
+		{"breaker failures", "profiles:\n  breaker:\n    max_failures: 0\n", []string{"profiles.breaker.max_failures: must be at least 1"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := load(t, tc.yaml, nil)

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-viper/mapstructure/v2"
 	"github.com/knadh/koanf/parsers/yaml"
 	"github.com/knadh/koanf/providers/confmap"
 	"github.com/knadh/koanf/providers/env/v2"
@@ -35,11 +34,40 @@ type Source struct {
 	Set          []string // key.path=value pairs from -set flags
 }
 
-// Load reads the configuration and validates it. Errors name the key.
-func Load(src Source) (Config, error) {
+// Defaults is the shipped chat.yaml alone, decoded and validated: what every
+// module gets when the operator changes nothing. This is the one home of
+// default values; modules take the values they are given and do not default
+// them again. Tests start from Defaults and change what they test. The
+// embedded file always loads (TestDefaultsAreTheShippedFile), so a failure
+// here is a build mistake and panics.
+func Defaults() Config {
+	k, err := embedded()
+	if err != nil {
+		panic(err)
+	}
+	var cfg Config
+	if err := decode(k, &cfg); err != nil {
+		panic(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		panic(err)
+	}
+	return cfg
+}
+
+func embedded() (*koanf.Koanf, error) {
 	k := koanf.New(".")
 	if err := k.Load(rawbytes.Provider(chatservice.DefaultConfig), yaml.Parser()); err != nil {
-		return Config{}, fmt.Errorf("config: embedded defaults: %w", err)
+		return nil, fmt.Errorf("config: embedded defaults: %w", err)
+	}
+	return k, nil
+}
+
+// Load reads the configuration and validates it. Errors name the key.
+func Load(src Source) (Config, error) {
+	k, err := embedded()
+	if err != nil {
+		return Config{}, err
 	}
 	path := src.File
 	if path == "" {
@@ -92,31 +120,10 @@ func envKey(k, v string) (string, any) {
 }
 
 func decode(k *koanf.Koanf, cfg *Config) error {
-	err := k.UnmarshalWithConf("", cfg, koanf.UnmarshalConf{
-		Tag: "koanf",
-		DecoderConfig: &mapstructure.DecoderConfig{
-			DecodeHook: mapstructure.ComposeDecodeHookFunc(
-				mapstructure.StringToTimeDurationHookFunc(),
-				mapstructure.TextUnmarshallerHookFunc(), // ByteSize
-				mapstructure.StringToSliceHookFunc(","),
-			),
-			WeaklyTypedInput: true,
-			Result:           cfg,
-			TagName:          "koanf",
-		},
-	})
-	if err == nil {
-		return nil
+	if err := Decode("", k.Raw(), cfg); err != nil {
+		return fmt.Errorf("config: %w", err)
 	}
-	// mapstructure may report several problems, one per line: keep them on one line.
-	var lines []string
-	for _, l := range strings.Split(err.Error(), "\n") {
-		if l = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(l), "*")); l != "" && !strings.HasSuffix(l, ":") {
-			lines = append(lines, l)
-		}
-	}
-	sort.Strings(lines)
-	return fmt.Errorf("config: %s", strings.Join(lines, "; "))
+	return nil
 }
 
 // checkKeys refuses keys that no Config field (and no plugin section) owns.

@@ -18,7 +18,7 @@ import (
 // problem names its key and what is allowed; all problems are reported at once.
 func (c Config) Validate() error {
 	var v validator
-	v.oneOf("storage.driver", c.Storage.Driver, "sqlite", "postgres")
+	v.oneOf("storage.driver", c.Storage.Driver, DriverSQLite, DriverPostgres)
 	v.dsn(c.Storage)
 	v.intRange("storage.max_open_conns", c.Storage.MaxOpenConns, 1, 1000)
 	v.intRange("storage.group_commit.max_batch", c.Storage.GroupCommit.MaxBatch, 1, 1000)
@@ -57,8 +57,8 @@ func (c Config) Validate() error {
 		v.fail("auth.jwt.audience", "required with public_keys: tokens the identity provider issues for other services must not open a chat session")
 	}
 
-	v.oneOf("relay.driver", c.Relay.Driver, "memory", "amqp")
-	if c.Relay.Driver == "amqp" {
+	v.oneOf("relay.driver", c.Relay.Driver, RelayMemory, RelayAMQP)
+	if c.Relay.Driver == RelayAMQP {
 		if u, err := url.Parse(c.Relay.AMQP.URL); err != nil || (u.Scheme != "amqp" && u.Scheme != "amqps") || u.Host == "" {
 			v.fail("relay.amqp.url", "want amqp://user:pass@host:port/vhost or amqps://...")
 		}
@@ -79,6 +79,10 @@ func (c Config) Validate() error {
 	v.intRange("commands.prefetch", c.Commands.Prefetch, 1, 1000)
 
 	v.intRange("recovery.max_messages", c.Recovery.MaxMessages, 0, 100000)
+	v.durRange("presence.ttl", c.Presence.TTL, time.Second, time.Hour)
+	if c.Presence.Exchange == "" {
+		v.fail("presence.exchange", "must not be empty")
+	}
 
 	l := c.Limits
 	v.intRange("limits.max_message_bytes", l.MaxMessageBytes, 1, 1<<20)
@@ -108,6 +112,9 @@ func (c Config) Validate() error {
 	if !(l.ReadRatePerSecond > 0) {
 		v.fail("limits.read_rate_per_second", "must be > 0, got %v", l.ReadRatePerSecond)
 	}
+	if l.EditWindow < 0 {
+		v.fail("limits.edit_window", "must be >= 0 (0 = no limit), got %v", l.EditWindow)
+	}
 
 	p := c.Profiles
 	if p.Provider == "" {
@@ -123,8 +130,8 @@ func (c Config) Validate() error {
 	v.durRange("profiles.breaker.open_timeout", p.Breaker.OpenTimeout, 10*time.Millisecond, time.Hour)
 	v.durRange("profiles.timeout", p.Timeout, time.Millisecond, time.Minute)
 
-	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
-	v.oneOf("log.format", c.Log.Format, "text", "json")
+	v.oneOf("log.level", c.Log.Level, LogLevels...)
+	v.oneOf("log.format", c.Log.Format, LogText, LogJSON)
 	return v.err()
 }
 
@@ -137,10 +144,10 @@ func (v *validator) devSafety(c Config) {
 		return
 	}
 	var why []string
-	if c.Storage.Driver == "postgres" {
+	if c.Storage.Driver == DriverPostgres {
 		why = append(why, "storage.driver: postgres")
 	}
-	if c.Relay.Driver == "amqp" {
+	if c.Relay.Driver == RelayAMQP {
 		why = append(why, "relay.driver: amqp")
 	}
 	if host, _, err := net.SplitHostPort(c.Server.Addr); err == nil && !loopback(host) {
@@ -204,11 +211,11 @@ func (v *validator) fileExists(key, path string) {
 
 func (v *validator) dsn(s Storage) {
 	switch s.Driver {
-	case "sqlite":
+	case DriverSQLite:
 		if !strings.HasPrefix(s.DSN, "file:") || len(s.DSN) == len("file:") {
 			v.fail("storage.dsn", "sqlite wants file:PATH (for example file:data/chat.db), got %q", s.DSN)
 		}
-	case "postgres":
+	case DriverPostgres:
 		if !strings.HasPrefix(s.DSN, "postgres://") && !strings.HasPrefix(s.DSN, "postgresql://") {
 			v.fail("storage.dsn", "postgres wants postgres://user@host:5432/db?sslmode=disable")
 			return

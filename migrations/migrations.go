@@ -2,8 +2,7 @@
 // files, one directory per dialect, embedded in the binary and applied by
 // modules/store at start-up.
 //
-// Both directories describe the same tables (DESIGN.md, "Data model"): a
-// change to one is made to the other in a file with the same version number.
+// Both directories describe the same tables: a change to one is made to the other in a file with the same version number.
 // Files 00001 and 00002 are the chat tables; later numbers are free for the
 // watermill outbox and command-queue tables. Applied files are never edited.
 package migrations

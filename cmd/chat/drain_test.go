@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"os/exec"
 	"strings"
 	"sync"
 	"syscall"
@@ -16,6 +13,7 @@ import (
 	"github.com/go-stomp/stomp/v3/frame"
 	"github.com/gorilla/websocket"
 
+	"github.com/chat-service/chat/cmd/internal/bintest"
 	"github.com/chat-service/chat/modules/stomp"
 )
 
@@ -30,21 +28,11 @@ func TestDrainOnSIGTERM(t *testing.T) {
 		spread = 1500 * time.Millisecond
 		conns  = 5
 	)
-	bin := build(t)
-	addr := freeAddr(t)
-	cmd := exec.Command(bin, "-set", "server.addr="+addr, "-set", "log.level=warn",
+	addr := bintest.FreeAddr(t)
+	p := bintest.Start(t, bintest.Build(t, "."), t.TempDir(), nil, "-set", "server.addr="+addr, "-set", "log.level=warn",
 		"-set", "server.drain_delay="+delay.String(), "-set", "server.drain_spread="+spread.String())
-	cmd.Dir = t.TempDir()
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
 	base := "http://" + addr
-	waitReady(t, base, exited, &out)
+	p.WaitReady(t, base)
 
 	res, err := http.Post(base+"/api/dev/token", "application/json", strings.NewReader(`{"userId":"alice"}`))
 	if err != nil {
@@ -88,7 +76,7 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	}
 
 	sigterm := time.Now()
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	var unready time.Time
@@ -102,7 +90,7 @@ func TestDrainOnSIGTERM(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	if unready.IsZero() {
-		t.Fatalf("/readyz did not turn 503 within drain_delay of SIGTERM\n%s", out.String())
+		t.Fatalf("/readyz did not turn 503 within drain_delay of SIGTERM\n%s", p.Output())
 	}
 	wg.Wait()
 	close(results)
@@ -128,34 +116,12 @@ func TestDrainOnSIGTERM(t *testing.T) {
 		t.Errorf("the ERRORs came within %s, not spread over drain_spread %s", got, spread)
 	}
 	select {
-	case err := <-exited:
+	case err := <-p.Exited:
 		if err != nil {
-			t.Fatalf("exit: %v\n%s", err, out.String())
+			t.Fatalf("exit: %v\n%s", err, p.Output())
 		}
 	case <-time.After(20 * time.Second):
-		t.Fatalf("still running after the drain\n%s", out.String())
-	}
-}
-
-func waitReady(t *testing.T, base string, exited chan error, out *bytes.Buffer) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	for {
-		res, err := http.Get(base + "/readyz")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		select {
-		case err := <-exited:
-			t.Fatalf("exited before serving: %v\n%s", err, out.String())
-		case <-ctx.Done():
-			t.Fatalf("never became ready:\n%s", out.String())
-		case <-time.After(100 * time.Millisecond):
-		}
+		t.Fatalf("still running after the drain\n%s", p.Output())
 	}
 }
 

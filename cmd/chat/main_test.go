@@ -2,94 +2,33 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/chat-service/chat/cmd/internal/bintest"
 )
-
-// build compiles this command once per test into a temp dir.
-func build(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "chat")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // TestServesAndStopsOnSIGTERM runs the binary with the embedded defaults
 // (no chat.yaml in its working directory), waits for /readyz, then sends
 // SIGTERM: it must exit 0 within the shutdown bound.
 func TestServesAndStopsOnSIGTERM(t *testing.T) {
-	bin := build(t)
 	dir := t.TempDir()
-	addr := freeAddr(t)
-	cmd := exec.Command(bin, "-set", "server.addr="+addr, "-set", "log.level=warn")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "CHAT_SERVER__SHUTDOWN_TIMEOUT=3s", "CHAT_SERVER__DRAIN_DELAY=200ms")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	for {
-		res, err := http.Get("http://" + addr + "/readyz")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("exited before serving: %v\n%s", err, out.String())
-		case <-ctx.Done():
-			t.Fatalf("never became ready:\n%s", out.String())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	addr := bintest.FreeAddr(t)
+	p := bintest.Start(t, bintest.Build(t, "."), dir, []string{"CHAT_SERVER__SHUTDOWN_TIMEOUT=3s", "CHAT_SERVER__DRAIN_DELAY=200ms"},
+		"-set", "server.addr="+addr, "-set", "log.level=warn")
+	p.WaitReady(t, "http://"+addr)
 	if _, err := os.Stat(filepath.Join(dir, "data", "chat.db")); err != nil {
 		t.Errorf("the embedded default did not create its SQLite file: %v", err)
 	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v\n%s", err, out.String())
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatalf("still running 15 s after SIGTERM:\n%s", out.String())
-	}
+	p.Terminate(t, 15*time.Second)
 }
 
 func TestBadConfigExitsWithOneLine(t *testing.T) {
-	bin := build(t)
+	bin := bintest.Build(t, ".")
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -110,7 +49,7 @@ func TestBadConfigExitsWithOneLine(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(dir, "bad.yaml"), []byte("storage:\n  dsnn: x\n"), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			cmd := exec.Command(bin, append(tc.args, "-set", "server.addr="+freeAddr(t))...)
+			cmd := exec.Command(bin, append(tc.args, "-set", "server.addr="+bintest.FreeAddr(t))...)
 			cmd.Dir = dir
 			cmd.Env = append(os.Environ(), tc.env...)
 			var stderr bytes.Buffer

@@ -23,8 +23,6 @@ import (
 const DevTokenPath = "/api/dev/token"
 
 const (
-	// defaultDevTTL applies when auth.dev.token_ttl is unset (tests without config).
-	defaultDevTTL = 24 * time.Hour
 	// maxDevBody is plenty for {"userId":"<128 chars>"}.
 	maxDevBody = 4 << 10
 	// timeFormat is the API's RFC 3339 with milliseconds, in UTC.
@@ -62,9 +60,6 @@ func NewDevIssuer(p DevIssuerParams) (*DevIssuer, error) {
 		return nil, errors.New("auth.dev: the verifier has no development key (it was built with auth.dev.enabled false)")
 	}
 	ttl := p.Cfg.Dev.TokenTTL
-	if ttl <= 0 {
-		ttl = defaultDevTTL
-	}
 	log := p.Log
 	if log == nil {
 		log = slog.Default()

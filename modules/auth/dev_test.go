@@ -102,7 +102,7 @@ func TestDevToken(t *testing.T) {
 
 func TestDevTokenRandomSecretIsPerProcess(t *testing.T) {
 	t.Parallel()
-	cfg := config.Auth{Dev: config.Dev{Enabled: true}}
+	cfg := config.Auth{Dev: config.Dev{Enabled: true, TokenTTL: time.Hour}}
 	r, _ := devRouter(t, cfg)
 	w := postToken(r, "application/json", `{"userId":"alice"}`)
 	var body struct{ Token string }

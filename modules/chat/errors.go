@@ -19,6 +19,7 @@ var (
 	ErrTooLarge    = errors.New("too large")
 	ErrRateLimited = errors.New("rate limited")
 	ErrUnavailable = errors.New("unavailable")
+	ErrConflict    = errors.New("conflict") // the resource's state forbids it (409)
 )
 
 // Error is a domain error with the API code and a human detail.
@@ -79,6 +80,8 @@ func statusOf(kind error) int {
 		return http.StatusTooManyRequests
 	case ErrUnavailable:
 		return http.StatusServiceUnavailable
+	case ErrConflict:
+		return http.StatusConflict
 	default:
 		return http.StatusInternalServerError
 	}

@@ -143,11 +143,12 @@ func (s *Service) storeGroup(ctx context.Context, sends []*pendingSend) error {
 
 // pendingSend is a send on its way through group commit.
 type pendingSend struct {
-	ctx    context.Context
-	nm     NewMessage
-	ps     []string // the session's participants, who the event goes to
-	sender *Sender
-	res    Appended
+	ctx     context.Context
+	nm      NewMessage
+	ps      []string // the session's participants, who the event goes to
+	version int64    // ps's membership version
+	sender  *Sender
+	res     Appended
 }
 
 // prepare checks a valid send against the session and gives it an id (the
@@ -160,18 +161,18 @@ func (s *Service) prepare(ctx context.Context, userID, id string, req SendReques
 	// keeps it on one connection (a second read inside it could exhaust the
 	// pool under concurrent sends); the store checks membership again under
 	// the session's lock.
-	ps, err := s.participants(ctx, req.SessionID)
+	ml, err := s.memberList(ctx, req.SessionID)
 	if err != nil {
 		return nil, s.mapNotFound(fmt.Errorf("send to session %s: %w", req.SessionID, err))
 	}
-	if !slices.Contains(ps, userID) {
+	if !slices.Contains(ml.ids, userID) {
 		return nil, notFound()
 	}
 	if id == "" {
 		id = uuid.Must(uuid.NewV7()).String()
 	}
 	return &pendingSend{
-		ctx: ctx, ps: ps, sender: s.sender(ctx, userID),
+		ctx: ctx, ps: ml.ids, version: ml.version, sender: s.sender(ctx, userID),
 		nm: NewMessage{
 			ID: id, SessionID: req.SessionID, SenderID: userID,
 			ClientMessageID: req.ClientMessageID, Content: req.Content, CreatedAt: Now(),
@@ -187,7 +188,11 @@ func (s *Service) store1(ctx context.Context, userID string, req SendRequest) (M
 	}
 	if s.sends == nil {
 		msg, created, err := s.store.AppendMessage(ctx, p.nm, func(ctx context.Context, tx *sql.Tx, m Message) error {
-			return s.events.Stored(ctx, tx, p.event(m))
+			ev, err := s.routed(ctx, tx, p, m, nil)
+			if err != nil {
+				return err
+			}
+			return s.events.Stored(ctx, tx, ev)
 		})
 		if err != nil {
 			return Message{}, false, s.mapNotFound(fmt.Errorf("send to session %s: %w", req.SessionID, err))
@@ -249,8 +254,13 @@ func (s *Service) storeAll(ctx context.Context, sends []*pendingSend) error {
 	}
 	res, err := s.store.AppendMessages(ctx, items, func(ctx context.Context, tx *sql.Tx, stored []Message) error {
 		evs := make([]Event, len(stored))
+		var fresh map[string][]string // participants read in tx, per session with a stale list
 		for i, m := range stored {
-			evs[i] = byID[m.ID].event(m)
+			ev, err := s.routed(ctx, tx, byID[m.ID], m, &fresh)
+			if err != nil {
+				return err
+			}
+			evs[i] = ev
 		}
 		return s.events.Stored(ctx, tx, evs...)
 	})
@@ -268,10 +278,35 @@ func (s *Service) storeAll(ctx context.Context, sends []*pendingSend) error {
 	return nil
 }
 
-// event is the message event of m, stored by p.
-func (p *pendingSend) event(m Message) Event {
+// routed is the message event of m, stored by p, routed to p's
+// participants, or, when the membership changed since p read them (the
+// versions differ), to the participants read in tx (then remembered in
+// *fresh for the rest of a batch, and forgotten from the cache).
+func (s *Service) routed(ctx context.Context, tx *sql.Tx, p *pendingSend, m Message, fresh *map[string][]string) (Event, error) {
 	m.Sender = p.sender
-	return Event{Type: EventMessage, SessionID: m.SessionID, Message: &m, Participants: p.ps}
+	ev := Event{Type: EventMessage, SessionID: m.SessionID, Message: &m, Participants: p.ps}
+	if m.MembersVersion == p.version {
+		return ev, nil
+	}
+	if fresh != nil && *fresh != nil {
+		if ps, ok := (*fresh)[m.SessionID]; ok {
+			ev.Participants = ps
+			return ev, nil
+		}
+	}
+	ps, err := s.store.ParticipantsTx(ctx, tx, m.SessionID)
+	if err != nil {
+		return Event{}, err
+	}
+	s.members.forget(m.SessionID)
+	if fresh != nil {
+		if *fresh == nil {
+			*fresh = map[string][]string{}
+		}
+		(*fresh)[m.SessionID] = ps
+	}
+	ev.Participants = ps
+	return ev, nil
 }
 
 func (s *Service) validateSend(req SendRequest) error {

@@ -13,11 +13,9 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
-	"github.com/maypok86/otter/v2"
 
 	"github.com/chat-service/chat/config"
 	"github.com/chat-service/chat/modules/profiles"
@@ -38,22 +36,15 @@ type Service struct {
 	dir     profiles.Directory
 	limits  config.Limits
 	recover int
-	limiter *Limiter                       // sends
-	reads   *Limiter                       // history, lists, unread, replays; nil: unlimited
-	members *otter.Cache[string, []string] // session id → participants
+	limiter *Limiter     // sends
+	reads   *Limiter     // history, lists, unread, replays; nil: unlimited
+	members *memberCache // session id → participants
 	log     *slog.Logger
 	// sends batches concurrent sends into shared transactions
 	// (storage.group_commit); nil when it is off.
 	sends    *batcher[*sendGroup]
 	maxBatch int
 }
-
-// Membership never changes after a session is created, so participant
-// lists are cached: a send or a typing event then costs no extra query.
-const (
-	membersCacheSize = 100_000
-	membersCacheTTL  = 10 * time.Minute
-)
 
 // Deps are what a Service needs.
 type Deps struct {
@@ -78,12 +69,9 @@ func NewService(d Deps) (*Service, error) {
 	if d.Log == nil {
 		d.Log = slog.Default()
 	}
-	members, err := otter.New(&otter.Options[string, []string]{
-		MaximumSize:      membersCacheSize,
-		ExpiryCalculator: otter.ExpiryWriting[string, []string](membersCacheTTL),
-	})
+	members, err := newMemberCache()
 	if err != nil {
-		return nil, fmt.Errorf("chat: participants cache: %w", err)
+		return nil, err
 	}
 	s := &Service{
 		store: d.Store, events: d.Events, dir: d.Profiles, limits: d.Limits,
@@ -358,19 +346,6 @@ func (s *Service) IsParticipant(ctx context.Context, sessionID, userID string) (
 		return false, fmt.Errorf("participants of %s: %w", sessionID, err)
 	}
 	return slices.Contains(ps, userID), nil
-}
-
-// participants returns a session's members, from the cache when it can.
-func (s *Service) participants(ctx context.Context, sessionID string) ([]string, error) {
-	if ps, ok := s.members.GetIfPresent(sessionID); ok {
-		return ps, nil
-	}
-	ps, err := s.store.Participants(ctx, sessionID)
-	if err != nil {
-		return nil, err
-	}
-	s.members.Set(sessionID, ps)
-	return ps, nil
 }
 
 // mapNotFound turns the store's bare ErrNotFound into the API's session_not_found.

@@ -9,6 +9,7 @@ import (
 // on SQLite and PostgreSQL. Every method that takes a userID treats a session
 // the user is not a participant of exactly like a missing one: ErrNotFound.
 type Store interface {
+	ChangeStore
 	// CreateSession stores a new session. For a direct session (DirectKey set)
 	// that already exists it returns the existing one as seen by s.CreatorID
 	// and created=false, and inTx is not called. inTx runs inside the
@@ -19,8 +20,10 @@ type Store interface {
 	// Sessions lists userID's sessions by last activity, newest first, ties by
 	// id descending, starting after the cursor. more is exact.
 	Sessions(ctx context.Context, userID string, limit int, after *SessionCursor) (list []Session, more bool, err error)
-	// Participants returns the user ids of a session; ErrNotFound if none.
-	Participants(ctx context.Context, sessionID string) ([]string, error)
+	// Participants returns the user ids of a session and its membership
+	// version (bumped by every change; see Message.MembersVersion), read
+	// together; ErrNotFound if none.
+	Participants(ctx context.Context, sessionID string) (ids []string, version int64, err error)
 	// AppendMessage stores a message with the next seq of its session and
 	// moves the sender's lastReadSeq to it, all in one transaction with inTx.
 	// When the sender already sent m.ClientMessageID in that session it

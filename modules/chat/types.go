@@ -15,7 +15,7 @@ const (
 )
 
 // Time is a timestamp that encodes as RFC 3339 with milliseconds in UTC,
-// the format API.md promises. Stores keep millisecond precision.
+// the format docs/api.md promises ("Conventions"). Stores keep millisecond precision.
 type Time struct{ time.Time }
 
 // TimeLayout is the wire format of every timestamp.
@@ -66,18 +66,35 @@ type Participant struct {
 	DisplayName string `json:"displayName,omitempty"`
 	AvatarURL   string `json:"avatarUrl,omitempty"`
 	LastReadSeq int64  `json:"lastReadSeq"`
+	// Role is RoleOwner for the session's creator, else RoleMember.
+	Role string `json:"role"`
 }
+
+// Participant roles.
+const (
+	RoleOwner  = "owner"
+	RoleMember = "member"
+)
 
 // Message is one stored chat message.
 type Message struct {
-	ID              string  `json:"id"`
-	SessionID       string  `json:"sessionId"`
-	Seq             int64   `json:"seq"`
-	SenderID        string  `json:"senderId"`
-	ClientMessageID string  `json:"clientMessageId,omitempty"`
-	Content         string  `json:"content"`
-	CreatedAt       Time    `json:"createdAt"`
-	Sender          *Sender `json:"sender,omitempty"`
+	ID              string `json:"id"`
+	SessionID       string `json:"sessionId"`
+	Seq             int64  `json:"seq"`
+	SenderID        string `json:"senderId"`
+	ClientMessageID string `json:"clientMessageId,omitempty"`
+	Content         string `json:"content"`
+	CreatedAt       Time   `json:"createdAt"`
+	// EditedAt is when the content was last edited; absent if never.
+	EditedAt *Time `json:"editedAt,omitempty"`
+	// Deleted marks a tombstone: the message was deleted, its content is "".
+	Deleted bool    `json:"deleted,omitempty"`
+	Sender  *Sender `json:"sender,omitempty"`
+
+	// MembersVersion is the session's membership version when the message
+	// was stored (under the session's lock): the service routes the event
+	// with its cached participants only when their version is this one.
+	MembersVersion int64 `json:"-"`
 }
 
 // Sender is the profile snapshot of a message's author; nil when the
@@ -102,6 +119,10 @@ const (
 	EventSession = "session"
 	EventResync  = "resync"
 	EventError   = "error"
+	EventMembers = "members" // participants added or removed
+	EventRemoved = "removed" // to a removed user's topic subscriptions, then silence
+	EventEdit    = "edit"
+	EventDelete  = "delete"
 )
 
 // Event is what the relay carries to every instance. Its JSON is the body
@@ -114,6 +135,11 @@ type Event struct {
 	UserID    string   `json:"userId,omitempty"`
 	Seq       int64    `json:"seq,omitempty"`
 	FromSeq   *int64   `json:"fromSeq,omitempty"`
+	// Added, Removed and By describe a members event; both lists are
+	// present (possibly empty) in one, absent from other events.
+	Added   []string `json:"added,omitzero"`
+	Removed []string `json:"removed,omitzero"`
+	By      string   `json:"by,omitempty"`
 
 	// Participants are the users whose /user/queue/* receive the event.
 	Participants []string `json:"-"`

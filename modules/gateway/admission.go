@@ -46,16 +46,7 @@ func newAdmission(o Options) (*admission, error) {
 			Help: "New WebSocket/SockJS connections refused by admission control, by reason.",
 		}, []string{"reason"}),
 	}
-	if a.maxConns <= 0 {
-		a.maxConns = 50000
-	}
-	if a.maxPreauth <= 0 {
-		a.maxPreauth = 100
-	}
 	r := o.Limits.ConnectRate
-	if r <= 0 {
-		r = 500
-	}
 	a.rate = rate.NewLimiter(rate.Limit(r), max(1, int(math.Ceil(r))))
 	if o.Registerer != nil {
 		var err error

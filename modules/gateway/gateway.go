@@ -27,7 +27,8 @@ type Authenticator interface {
 
 var _ Authenticator = (*auth.Verifier)(nil)
 
-// Options configure a Gateway. Zero durations take the defaults below.
+// Options configure a Gateway. Server, Limits and Features are taken as
+// config validated them; zero durations take the defaults below.
 type Options struct {
 	Hub      *stomp.Hub
 	Auth     Authenticator
@@ -65,9 +66,6 @@ func (o *Options) defaults() {
 	}
 	if o.SockJSDisconnect <= 0 {
 		o.SockJSDisconnect = 5 * time.Second
-	}
-	if o.Limits.MaxFrameBytes <= 0 {
-		o.Limits.MaxFrameBytes = 65536
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
@@ -143,7 +141,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 }
 
 // Drain is the graceful stop (server.drain_delay, server.drain_spread):
-// /readyz answers 503 at once (ReadinessCheck) while everything keeps
+// /readyz answers 503 at once (Ready) while everything keeps
 // working for delay, so that the load balancer stops sending new clients;
 // then new connections are refused and every open one gets an ERROR
 // "server shutting down" and is closed, the closes spread over spread;
@@ -163,15 +161,13 @@ func (g *Gateway) Drain(ctx context.Context, delay, spread time.Duration) error 
 	return g.o.Hub.Drain(ctx, spread)
 }
 
-// ReadinessCheck is the gateway's part of /readyz: failing once a drain
-// has begun.
-func (g *Gateway) ReadinessCheck() httpserver.Check {
-	return httpserver.Check{Name: "gateway", Fn: func(context.Context) error {
-		if g.draining.Load() {
-			return errors.New("shutting down")
-		}
-		return nil
-	}}
+// Ready is the gateway's part of /readyz (the platform's "gateway"
+// check): failing once a drain has begun.
+func (g *Gateway) Ready(context.Context) error {
+	if g.draining.Load() {
+		return errors.New("shutting down")
+	}
+	return nil
 }
 
 // upgradePrincipal authenticates a request by the first place that holds a

@@ -46,12 +46,11 @@ func newServer(t *testing.T, tw tweak) *server {
 	b := stomptest.NewBackend()
 	reg := prometheus.NewRegistry()
 	v := authtest.Verifier(t)
+	cfg := config.Defaults()
+	cfg.Limits.HeartbeatMin = 20 * time.Millisecond
 	so := stomp.Options{
 		Chat: b, Commands: b, Auth: gateway.StompAuthenticator(v), Registerer: reg,
-		Limits: config.Limits{MaxFrameBytes: 65536, MaxSubscriptions: 256, OutboundQueue: 256,
-			MaxConnsPerUser: 16, HeartbeatMin: 20 * time.Millisecond, HeartbeatMax: time.Minute},
-		Features: config.Features{SockJS: true, Typing: true},
-		Recovery: config.Recovery{MaxMessages: 1000},
+		Limits: cfg.Limits, Features: cfg.Features, Recovery: cfg.Recovery,
 	}
 	if tw.stmp != nil {
 		tw.stmp(&so)
@@ -61,7 +60,7 @@ func newServer(t *testing.T, tw tweak) *server {
 		t.Fatal(err)
 	}
 	b.SetHub(hub)
-	gop := gateway.Options{Hub: hub, Auth: v, Limits: so.Limits, Features: so.Features, Registerer: reg}
+	gop := gateway.Options{Hub: hub, Auth: v, Server: cfg.Server, Limits: so.Limits, Features: so.Features, Registerer: reg}
 	if tw.gw != nil {
 		tw.gw(&gop)
 	}

@@ -18,14 +18,16 @@ import (
 	"github.com/chat-service/chat/config"
 	"github.com/chat-service/chat/modules/auth"
 	"github.com/chat-service/chat/modules/chat"
-	"github.com/chat-service/chat/modules/httpserver"
 	"github.com/chat-service/chat/modules/messaging"
 	"github.com/chat-service/chat/modules/stomp"
 )
 
+// The hub recovers what the relay may lose (messaging.Resyncer).
+var _ messaging.Resyncer = (*stomp.Hub)(nil)
+
 // Module provides the *stomp.Hub (also as messaging.Hub) and the *Gateway,
-// registers /ws (and SockJS under /ws/) on the shared router and adds the
-// gateway's /readyz check. OnStop, the first stop hook of the application
+// registers /ws (and SockJS under /ws/) on the shared router. The platform
+// adds Gateway.Ready to /readyz. OnStop, the first stop hook of the application
 // (it is registered last), drains: /readyz 503 for server.drain_delay, then
 // an ERROR and a close for every connection spread over server.drain_spread,
 // then it waits for the connections' loops; the HTTP server, the relay and
@@ -35,7 +37,6 @@ var Module = fx.Module("gateway",
 	fx.Provide(
 		fx.Annotate(NewHub, fx.As(fx.Self()), fx.As(new(messaging.Hub))),
 		NewGateway,
-		httpserver.AsCheck(func(g *Gateway) httpserver.Check { return g.ReadinessCheck() }),
 	),
 	fx.Invoke(register),
 )

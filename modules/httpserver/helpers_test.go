@@ -83,6 +83,9 @@ func newFixture(t *testing.T, cfg config.Server, checks []Check, add func(r *mux
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1:0"
 	}
+	if cfg.ShutdownTimeout == 0 {
+		cfg.ShutdownTimeout = config.Defaults().Server.ShutdownTimeout
+	}
 	srv, err := New(ServerParams{Cfg: cfg, Router: r, Log: log, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxtest"
 
@@ -224,84 +223,12 @@ func TestReadyzRoute(t *testing.T) {
 	}
 }
 
-func TestLimitBody(t *testing.T) {
-	t.Parallel()
-	h := LimitBody(8)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, err := io.ReadAll(r.Body)
-		if IsBodyTooLarge(err) {
-			WriteBodyTooLarge(w, 8)
-			return
-		}
-		if err != nil {
-			t.Errorf("read: %v", err)
-		}
-		_, _ = w.Write(b)
-	}))
-	tests := []struct {
-		name    string
-		body    string
-		chunked bool
-		status  int
-	}{
-		{name: "within", body: "12345678", status: 200},
-		{name: "declared too long", body: "123456789", status: 413},
-		{name: "chunked too long", body: "123456789", chunked: true, status: 413},
-		{name: "empty", status: 200},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(tc.body))
-			if tc.chunked {
-				req.ContentLength = -1
-			}
-			w := httptest.NewRecorder()
-			h.ServeHTTP(w, req)
-			if w.Code != tc.status {
-				t.Fatalf("status = %d, want %d", w.Code, tc.status)
-			}
-			if tc.status == 413 {
-				if p := decodeProblem(t, w.Header().Get("Content-Type"), w.Body); p.Code != "payload_too_large" {
-					t.Errorf("code = %q", p.Code)
-				}
-			}
-		})
-	}
-}
-
-func TestMiddlewareGroupOrder(t *testing.T) {
-	t.Parallel()
-	tag := func(name string, order int) Middleware {
-		return Middleware{Name: name, Order: order, Wrap: func(next http.Handler) http.Handler {
-			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				w.Header().Add("X-Order", name)
-				next.ServeHTTP(w, r)
-			})
-		}}
-	}
-	r, _ := NewRouter()
-	r.HandleFunc("/", func(http.ResponseWriter, *http.Request) {})
-	reg := prometheus.NewRegistry()
-	srv, err := New(ServerParams{
-		Router: r, Log: discardLogger(), Registerer: reg,
-		Middlewares: []Middleware{tag("c", 20), tag("b", 10), tag("a", 10)},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := httptest.NewRecorder()
-	srv.Handler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/", nil))
-	if got := strings.Join(w.Header().Values("X-Order"), ","); got != "a,b,c" {
-		t.Fatalf("order = %s, want a,b,c", got)
-	}
-}
-
 func TestModuleWiring(t *testing.T) {
 	t.Parallel()
 	var srv *Server
 	app := fxtest.New(t,
-		fx.Supply(config.Server{Addr: "127.0.0.1:0", ShutdownTimeout: time.Second}, config.Log{Level: "error", Format: "text"}),
-		logging.Module,
+		fx.Supply(config.Server{Addr: "127.0.0.1:0", ShutdownTimeout: time.Second}),
+		logging.Module(logging.New(config.Log{Level: "error", Format: config.LogText}, io.Discard)),
 		Module,
 		fx.Provide(AsCheck(func() Check { return Check{Name: "database", Fn: func(context.Context) error { return nil }} })),
 		fx.Invoke(func(r *mux.Router) {
@@ -330,7 +257,7 @@ func TestModuleBusyPortFailsStart(t *testing.T) {
 	f.start(t)
 	app := fx.New(
 		fx.NopLogger,
-		fx.Supply(config.Server{Addr: f.srv.Addr()}, config.Log{Level: "error"}),
+		fx.Supply(config.Server{Addr: f.srv.Addr()}),
 		fx.Provide(discardLogger),
 		Module,
 	)

@@ -7,13 +7,12 @@
 //
 //	fx.Invoke(func(r *mux.Router, h *Handler) {
 //		api := r.PathPrefix("/api/chat").Subrouter()
-//		api.Use(verifier.Middleware, httpserver.LimitBody(cfg.MaxBodyBytes()))
+//		api.Use(verifier.Middleware)
 //		api.HandleFunc("/sessions", h.create).Methods(http.MethodPost)
 //	})
 //
 // Route-scoped middleware goes on a subrouter with Use (it runs only for
-// matched routes, inside the global chain). Middleware that must see every
-// request is contributed with AsMiddleware and an explicit Order.
+// matched routes, inside the global chain, whose order New documents).
 package httpserver
 
 import (
@@ -72,11 +71,10 @@ func NewRegistry() (*prometheus.Registry, error) {
 // ServerParams are the dependencies of New.
 type ServerParams struct {
 	fx.In
-	Cfg         config.Server
-	Router      *mux.Router
-	Log         *slog.Logger
-	Registerer  prometheus.Registerer
-	Middlewares []Middleware `group:"middleware"`
+	Cfg        config.Server
+	Router     *mux.Router
+	Log        *slog.Logger
+	Registerer prometheus.Registerer
 }
 
 // run ties the server to the app: OnStart binds the listener (a busy port

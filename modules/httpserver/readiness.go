@@ -7,8 +7,8 @@ import (
 )
 
 // Check is one dependency /readyz asks about (the database, the relay).
-// Modules contribute checks with AsCheck; /readyz answers 503 naming every
-// failing check.
+// The platform contributes them with AsCheck from the modules' Ping or Ready
+// methods; /readyz answers 503 naming every failing check.
 type Check struct {
 	Name string
 	Fn   func(ctx context.Context) error

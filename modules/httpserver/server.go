@@ -1,7 +1,6 @@
 package httpserver
 
 import (
-	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -9,33 +8,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"slices"
 	"sync"
 	"time"
 
-	"go.uber.org/fx"
-
 	"github.com/chat-service/chat/config"
 )
-
-// defaultShutdownTimeout bounds Stop when server.shutdown_timeout is unset.
-const defaultShutdownTimeout = 10 * time.Second
-
-// Middleware is a global middleware contributed by another module through
-// the fx group `middleware` (see AsMiddleware). Groups arrive in random
-// order, so each carries an Order: lower runs first (outermost), ties by Name.
-// They all run inside the built-in chain, just before the router.
-type Middleware struct {
-	Name  string
-	Order int
-	Wrap  func(http.Handler) http.Handler
-}
-
-// MiddlewareGroup is the fx value group New collects.
-const MiddlewareGroup = `group:"middleware"`
-
-// AsMiddleware annotates a constructor returning a Middleware into the group.
-func AsMiddleware(f any) any { return fx.Annotate(f, fx.ResultTags(MiddlewareGroup)) }
 
 // Server is the HTTP(S) listener. It is created stopped; Start binds and
 // serves, Stop drains.
@@ -66,8 +43,7 @@ type Server struct {
 //     `internal` (when nothing was written yet); the server keeps serving.
 //  5. cors         CORS headers for server.cors.allowed_origins; answers
 //     preflight OPTIONS for allowed origins.
-//  6. contributed  the `middleware` group, by Order.
-//  7. router       mux; it records the matched route template, then runs the
+//  6. router       mux; it records the matched route template, then runs the
 //     route's own middleware (auth, body limits) and handler.
 func New(p ServerParams) (*Server, error) {
 	if p.Router == nil {
@@ -80,17 +56,7 @@ func New(p ServerParams) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("register http metrics: %w", err)
 	}
-	mws := slices.Clone(p.Middlewares)
-	slices.SortStableFunc(mws, func(a, b Middleware) int {
-		return cmp.Or(cmp.Compare(a.Order, b.Order), cmp.Compare(a.Name, b.Name))
-	})
 	var h http.Handler = p.Router
-	for i := len(mws) - 1; i >= 0; i-- {
-		if mws[i].Wrap == nil {
-			return nil, fmt.Errorf("middleware %q has no Wrap function", mws[i].Name)
-		}
-		h = mws[i].Wrap(h)
-	}
 	h = CORS(p.Cfg.CORS.AllowedOrigins)(h)
 	h = recoverer(p.Log)(h)
 	h = observe(p.Log, m)(h)
@@ -117,10 +83,6 @@ func New(p ServerParams) (*Server, error) {
 
 // Handler is the full handler chain, for tests with httptest.
 func (s *Server) Handler() http.Handler { return s.handler }
-
-// RegisterOnShutdown adds a function run when Stop begins, for connections
-// Shutdown does not track (hijacked WebSockets, long SockJS streams).
-func (s *Server) RegisterOnShutdown(f func()) { s.srv.RegisterOnShutdown(f) }
 
 // Addr is the address the listener is bound to (the real port when
 // server.addr asked for :0), or "" before Start.
@@ -211,11 +173,7 @@ func (s *Server) Stop(ctx context.Context) error {
 	if !started {
 		return nil
 	}
-	timeout := s.cfg.ShutdownTimeout
-	if timeout <= 0 {
-		timeout = defaultShutdownTimeout
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ShutdownTimeout)
 	defer cancel()
 	err := s.srv.Shutdown(ctx)
 	if err != nil {

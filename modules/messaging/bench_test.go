@@ -36,16 +36,27 @@ func BenchmarkDelivery(b *testing.B) {
 		b.Run(tc.name+"/latency_500_per_s", func(b *testing.B) { benchLatency(b, tc.name, 500) })
 		b.Run(tc.name+"/latency_20_per_s", func(b *testing.B) { benchLatency(b, tc.name, 20) })
 	}
+	// Relay events published persistent (relay.amqp.persistent): the cost
+	// of surviving a RabbitMQ restart without a resync.
+	const persistent = "postgres_amqp" + persistentSuffix
+	b.Run(persistent+"/throughput", func(b *testing.B) { benchThroughput(b, persistent) })
+	b.Run(persistent+"/latency_500_per_s", func(b *testing.B) { benchLatency(b, persistent, 500) })
+	b.Run(persistent+"/latency_20_per_s", func(b *testing.B) { benchLatency(b, persistent, 20) })
 }
+
+// persistentSuffix on a case name turns relay.amqp.persistent on.
+const persistentSuffix = "_persistent"
 
 // benchEnv starts the instances of a delivery case; the last one's hub is
 // the one measured.
 func benchEnv(b *testing.B, name string) (sender, receiver *instance, hub *timingHub) {
+	base, persistent := strings.CutSuffix(name, persistentSuffix)
 	for _, tc := range deliveryCases {
-		if tc.name != name {
+		if tc.name != base {
 			continue
 		}
 		s := newSetup(b, tc.storage(b), tc.relay)
+		s.relay.AMQP.Persistent = persistent
 		s.outbox.PollInterval = 50 * time.Millisecond // the shipped default: commits wake the forwarder sooner
 		var ins []*instance
 		for i := range tc.instances {

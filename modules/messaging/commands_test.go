@@ -86,9 +86,9 @@ var commandCases = []struct {
 	storage func(testing.TB) config.Storage
 	relay   string
 }{
-	{"sqlite_sql_queue", storetest.NewSQLite, relayMemory},
-	{"postgres_sql_queue", storetest.NewPostgres, relayMemory},
-	{"postgres_amqp_queue", storetest.NewPostgres, relayAMQP},
+	{"sqlite_sql_queue", storetest.NewSQLite, config.RelayMemory},
+	{"postgres_sql_queue", storetest.NewPostgres, config.RelayMemory},
+	{"postgres_amqp_queue", storetest.NewPostgres, config.RelayAMQP},
 }
 
 // TestCommands submits chat.send commands on one instance and checks that
@@ -102,7 +102,7 @@ func TestCommands(t *testing.T) {
 			sender := newFakeSender()
 			a := startInstance(t, s, "a", withSender(sender))
 			ins := []*instance{a}
-			if tc.relay == relayAMQP {
+			if tc.relay == config.RelayAMQP {
 				ins = append(ins, startInstance(t, s, "b", withSender(sender)))
 			}
 			ctx := context.Background()
@@ -177,9 +177,9 @@ func errorEvent(evs []chat.Event) *chat.Event {
 // TestSubmitUnavailable: Submit fails with chat.ErrUnavailable, quickly,
 // before start and while RabbitMQ is unreachable, and works again after.
 func TestSubmitUnavailable(t *testing.T) {
-	s := newSetup(t, storetest.NewPostgres(t), relayAMQP)
+	s := newSetup(t, storetest.NewPostgres(t), config.RelayAMQP)
 	db := openStore(t, s.storage)
-	m, err := New(Params{DB: db.SQL, Dialect: db.Dialect, Relay: s.relay, Outbox: s.outbox, Commands: s.commands})
+	m, err := New(Params{DB: db.SQL, Storage: s.storage, Relay: s.relay, Outbox: s.outbox, Commands: s.commands})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,10 +218,10 @@ func TestSubmitUnavailable(t *testing.T) {
 // TestDeadBrokerFailsStart: a RabbitMQ that does not answer fails Start
 // with an error naming it.
 func TestDeadBrokerFailsStart(t *testing.T) {
-	s := newSetup(t, storetest.NewSQLite(t), relayMemory)
-	s.relay = config.Relay{Driver: relayAMQP, AMQP: config.AMQP{URL: "amqp://guest:secret@127.0.0.1:1/", Exchange: "amq.topic"}}
+	s := newSetup(t, storetest.NewSQLite(t), config.RelayMemory)
+	s.relay = config.Relay{Driver: config.RelayAMQP, AMQP: config.AMQP{URL: "amqp://guest:secret@127.0.0.1:1/", Exchange: "amq.topic"}}
 	db := openStore(t, s.storage)
-	m, err := New(Params{DB: db.SQL, Dialect: db.Dialect, Relay: s.relay, Outbox: s.outbox, Commands: s.commands})
+	m, err := New(Params{DB: db.SQL, Storage: s.storage, Relay: s.relay, Outbox: s.outbox, Commands: s.commands})
 	if err != nil {
 		t.Fatal(err)
 	}

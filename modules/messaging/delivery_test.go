@@ -22,9 +22,9 @@ var deliveryCases = []struct {
 	relay     string
 	instances int
 }{
-	{"sqlite_memory", storetest.NewSQLite, relayMemory, 1},
-	{"postgres_memory", storetest.NewPostgres, relayMemory, 1},
-	{"postgres_amqp", storetest.NewPostgres, relayAMQP, 2},
+	{"sqlite_memory", storetest.NewSQLite, config.RelayMemory, 1},
+	{"postgres_memory", storetest.NewPostgres, config.RelayMemory, 1},
+	{"postgres_amqp", storetest.NewPostgres, config.RelayAMQP, 2},
 }
 
 const (
@@ -109,7 +109,7 @@ func assertSessionEvents(t *testing.T, name string, evs []chat.Event, sessions [
 // are sent: every send commits, /readyz reports the relay, and once the
 // broker is reachable again every message reaches both hubs.
 func TestRelayOutage(t *testing.T) {
-	s := newSetup(t, storetest.NewPostgres(t), relayAMQP)
+	s := newSetup(t, storetest.NewPostgres(t), config.RelayAMQP)
 	px, viaProxy := newAMQPProxy(t, s.relay.AMQP.URL)
 	a := startInstance(t, s, "a", withAMQPURL(viaProxy))
 	b := startInstance(t, s, "b", withAMQPURL(viaProxy))
@@ -121,10 +121,14 @@ func TestRelayOutage(t *testing.T) {
 		return n >= 50
 	})
 
+	newest := newestMessage(b.hub.snapshot())
+	if got := b.hub.resyncCalls(); len(got) != 0 {
+		t.Fatalf("resync before any outage: %v", got)
+	}
 	px.Cut()
 	waitRelayDown(t, a)
 	a.sendAll(t, sessions, 50, users) // 500 during: every commit must succeed
-	if err := a.m.Check().Fn(context.Background()); err == nil {
+	if err := a.m.Ready(context.Background()); err == nil {
 		t.Error("relay check passes while RabbitMQ is unreachable")
 	}
 	lag := waitLag(t, a, 500)
@@ -141,16 +145,38 @@ func TestRelayOutage(t *testing.T) {
 		t.Logf("%s: %d distinct messages, %d duplicates", in.name, n, dups)
 		assertSeqOrderIgnoringDuplicates(t, in.name, evs)
 	}
-	if err := a.m.Check().Fn(context.Background()); err != nil {
+	if err := a.m.Ready(context.Background()); err != nil {
 		t.Errorf("relay check after the outage: %v", err)
 	}
+	// Each consumer resumed, and asked its hub to recover what was created
+	// from shortly before the newest message it had handled.
+	for _, in := range []*instance{a, b} {
+		got := in.hub.resyncCalls()
+		if len(got) == 0 {
+			t.Fatalf("%s: the relay consumer resumed without a Resync", in.name)
+		}
+		if want := newest.Add(-resyncSlack); in == b && !got[0].Equal(want) {
+			t.Errorf("%s: Resync since %v, want %v (newest message handled %v, less %v)", in.name, got[0], want, newest, resyncSlack)
+		}
+	}
+}
+
+// newestMessage is the latest creation time of the message events.
+func newestMessage(evs []chat.Event) time.Time {
+	var t time.Time
+	for _, ev := range evs {
+		if ev.Message != nil && ev.Message.CreatedAt.After(t) {
+			t = ev.Message.CreatedAt.Time
+		}
+	}
+	return t
 }
 
 // waitRelayDown waits until the instance's relay check fails.
 func waitRelayDown(t *testing.T, in *instance) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for in.m.Check().Fn(context.Background()) == nil {
+	for in.m.Ready(context.Background()) == nil {
 		if time.Now().After(deadline) {
 			t.Fatal("relay check still passes after the cut")
 		}
@@ -205,7 +231,7 @@ func assertSeqOrderIgnoringDuplicates(t *testing.T, name string, evs []chat.Even
 // sessions terminated as a crash would): instance B's forwarder takes over
 // and B's hub gets every message.
 func TestCrashBeforeForward(t *testing.T) {
-	s := newSetup(t, storetest.NewPostgres(t), relayAMQP)
+	s := newSetup(t, storetest.NewPostgres(t), config.RelayAMQP)
 	px, viaProxy := newAMQPProxy(t, s.relay.AMQP.URL)
 	appA := "chat_a_" + testName(t)[len(testName(t))-8:]
 	a := startInstance(t, s, "a", withAMQPURL(viaProxy), withApplicationName(appA))
@@ -240,7 +266,7 @@ func TestCrashBeforeForward(t *testing.T) {
 // back is never forwarded; a committed one is.
 func TestTransactionalOutbox(t *testing.T) {
 	storetest.Backends(t, func(t *testing.T, cfg config.Storage) {
-		s := newSetup(t, cfg, relayMemory)
+		s := newSetup(t, cfg, config.RelayMemory)
 		a := startInstance(t, s, "a")
 		sessions := a.createSessions(t, 1, users...)
 		boom := errors.New("boom")

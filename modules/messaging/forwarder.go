@@ -265,27 +265,6 @@ func (f *forwarder) appendPublications(pubs []publication, msg *message.Message)
 	return pubs
 }
 
-// relayHandler hands every relay event to the local hub.
-type relayHandler struct {
-	hub Hub
-	m   *metrics
-	log *slog.Logger
-}
-
-func (h *relayHandler) handle(msg *message.Message) error {
-	ev, err := decodeEvent(msg.Payload)
-	if err != nil {
-		h.log.Error("drop undecodable relay event", "uuid", msg.UUID, "err", err)
-		return nil
-	}
-	if n, err := strconv.ParseInt(msg.Metadata.Get(metaSentAt), 10, 64); err == nil {
-		h.m.stageRelay.Observe(time.Since(time.Unix(0, n)))
-	}
-	h.hub.Deliver(ev)
-	h.m.relayReceived.Inc()
-	return nil
-}
-
 // route is one relay publication of an event.
 type route struct {
 	key      string

@@ -18,14 +18,15 @@ import (
 )
 
 // TestForwarderPartialConfirm: when the relay confirms only the first
-// publications of a batch, only the rows they carry are acknowledged; they
-// and every batch published after them are published again, in order, and
-// the offset reaches the end. Confirmations come late, so batches overlap.
+// publications of a batch, only the rows before the failure are
+// acknowledged; the rest and every batch published after them are
+// published again, in order, and the offset reaches the end. Confirmations
+// come late, so batches overlap.
 func TestForwarderPartialConfirm(t *testing.T) {
 	storetest.Backends(t, func(t *testing.T, cfg config.Storage) {
-		s := newSetup(t, cfg, relayMemory)
+		s := newSetup(t, cfg, config.RelayMemory)
 		db := openStore(t, cfg)
-		m, err := New(Params{DB: db.SQL, Dialect: db.Dialect, Relay: s.relay, Outbox: s.outbox, Commands: s.commands, Log: testLogger(t)})
+		m, err := New(Params{DB: db.SQL, Storage: s.storage, Relay: s.relay, Outbox: s.outbox, Commands: s.commands, Log: testLogger(t)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -52,7 +53,10 @@ func TestForwarderPartialConfirm(t *testing.T) {
 		if relay.failures() != 1 {
 			t.Fatalf("relay failed %d times, want 1", relay.failures())
 		}
-		assertExactlyInOrderN(t, evs, sessions, 10)
+		// A batch published after the failed one, and delivered before the
+		// failure was known, is published again: a replay clients drop by
+		// seq. Nothing is missing or out of order.
+		assertSeqOrderIgnoringDuplicates(t, "hub", evs)
 		j := &janitor{db: db.SQL, driver: db.Dialect.Name, m: newMetrics(), log: testLogger(t)}
 		waitNoLag(t, j)
 	})
@@ -109,6 +113,7 @@ func (r *flakyRelay) publishAll(_ context.Context, pubs []publication) *confirma
 
 func (r *flakyRelay) events() (message.Subscriber, string) { return nil, "" }
 func (r *flakyRelay) ping(context.Context) error           { return nil }
+func (r *flakyRelay) onResume(func())                      {}
 func (r *flakyRelay) close() error                         { return nil }
 
 // assertExactlyInOrderN checks that each session's messages arrived as seq
@@ -145,7 +150,7 @@ func TestForwarderPassesOpenTransaction(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			storage := storetest.NewPostgres(t)
 			storage.MaxOpenConns = tc.conns
-			s := newSetup(t, storage, relayMemory)
+			s := newSetup(t, storage, config.RelayMemory)
 			a := startInstance(t, s, "a")
 			sessions := a.createSessions(t, 2, users...)
 
@@ -201,9 +206,9 @@ func TestForwarderPassesOpenTransaction(t *testing.T) {
 // lower.
 func TestForwarderGivesBackOutOfKeyOrder(t *testing.T) {
 	storage := storetest.NewPostgres(t)
-	s := newSetup(t, storage, relayMemory)
+	s := newSetup(t, storage, config.RelayMemory)
 	db := openStore(t, storage)
-	m, err := New(Params{DB: db.SQL, Dialect: db.Dialect, Relay: s.relay, Outbox: s.outbox, Commands: s.commands, Log: testLogger(t)})
+	m, err := New(Params{DB: db.SQL, Storage: s.storage, Relay: s.relay, Outbox: s.outbox, Commands: s.commands, Log: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

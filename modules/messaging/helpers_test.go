@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -84,9 +85,23 @@ func (w tbWriter) Write(p []byte) (int, error) {
 
 // recordingHub is a Hub that records every event it gets.
 type recordingHub struct {
-	mu     sync.Mutex
-	events []chat.Event
-	notify chan struct{}
+	mu      sync.Mutex
+	events  []chat.Event
+	resyncs []time.Time // the since of each Resync
+	notify  chan struct{}
+}
+
+// Resync implements Resyncer.
+func (h *recordingHub) Resync(since time.Time) {
+	h.mu.Lock()
+	h.resyncs = append(h.resyncs, since)
+	h.mu.Unlock()
+}
+
+func (h *recordingHub) resyncCalls() []time.Time {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.resyncs)
 }
 
 func newRecordingHub() *recordingHub { return &recordingHub{notify: make(chan struct{}, 1)} }

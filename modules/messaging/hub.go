@@ -2,10 +2,12 @@
 // each a part with its own files and a narrow interface, started and
 // stopped in this order by Messaging (module.go):
 //
-//   - relay (relay.go; RabbitMQ plumbing in amqp.go): fans events out to
-//     every instance (RabbitMQ topic exchange, a queue per instance) or
-//     within one (gochannel), and hands each instance's events to its Hub
-//     through a watermill router.
+//   - relay (relay.go; RabbitMQ connection in amqp.go, publisher in
+//     amqppub.go, consumer in amqpsub.go): fans events out to every
+//     instance (RabbitMQ topic exchange, a queue per instance) or within
+//     one (gochannel), and hands each instance's events to its Hub through
+//     a watermill router; when its consumer resumes after a possible loss,
+//     the Hub recovers the missed messages from the store (Resyncer).
 //   - outbox (outbox.go, forwarder.go, outboxread.go, outboxpg.go,
 //     listen.go): Outbox is chat.Events, writing events in the sender's
 //     transaction with the watermill-sql publisher; the forwarder reads
@@ -23,11 +25,24 @@
 // Retries everywhere use one schedule (backoff.go).
 package messaging
 
-import "github.com/chat-service/chat/modules/chat"
+import (
+	"time"
+
+	"github.com/chat-service/chat/modules/chat"
+)
 
 // Hub receives every relay event that reaches this instance. The STOMP
 // gateway implements it; Deliver must not block (it enqueues and returns).
 // Events keep their routing fields (Participants, Except, Problem).
 type Hub interface {
 	Deliver(ev chat.Event)
+}
+
+// Resyncer is implemented by a Hub that can recover, from the store, the
+// messages this instance's relay may have lost: those created at or after
+// since. Resync is called before the relay hands on anything newer, must
+// not block on the store, and makes every local subscriber get each missed
+// message once, in seq order, or a resync event.
+type Resyncer interface {
+	Resync(since time.Time)
 }

@@ -38,7 +38,7 @@ func newSetup(t testing.TB, storage config.Storage, relayDriver string) setup {
 		commands: config.Commands{Queue: "chat.send." + name, PollInterval: 20 * time.Millisecond, Shards: 4, QueueType: "classic", Prefetch: 64},
 		outbox:   config.Outbox{PollInterval: 20 * time.Millisecond, BatchSize: 100, Retention: time.Hour},
 	}
-	if relayDriver == relayAMQP {
+	if relayDriver == config.RelayAMQP {
 		s.relay.AMQP = config.AMQP{URL: amqpURL(t), Exchange: "chat.events." + name}
 		t.Cleanup(func() {
 			queues := []string{s.commands.Queue}
@@ -101,7 +101,7 @@ func startInstance(t testing.TB, s setup, name string, opts ...instanceOption) *
 		o(&c)
 	}
 	storage := s.storage
-	if c.appName != "" && storage.Driver == driverPostgres {
+	if c.appName != "" && storage.Driver == config.DriverPostgres {
 		u, err := url.Parse(storage.DSN)
 		if err != nil {
 			t.Fatal(err)
@@ -118,7 +118,7 @@ func startInstance(t testing.TB, s setup, name string, opts ...instanceOption) *
 	}
 	reg := prometheus.NewRegistry()
 	m, err := New(Params{
-		DB: db.SQL, Dialect: db.Dialect, Relay: relayCfg, Outbox: s.outbox, Commands: s.commands,
+		DB: db.SQL, Storage: storage, Relay: relayCfg, Outbox: s.outbox, Commands: s.commands,
 		Log: testLogger(t).With("instance", name), Registerer: reg, Instance: name + "-" + testName(t),
 	})
 	if err != nil {
@@ -126,7 +126,7 @@ func startInstance(t testing.TB, s setup, name string, opts ...instanceOption) *
 	}
 	in := &instance{name: name, db: db, store: store.New(db), m: m, hub: newRecordingHub(), reg: reg}
 	in.store.OnCommit(m.Events().Committed)
-	if s.relay.Driver == relayAMQP {
+	if s.relay.Driver == config.RelayAMQP {
 		// A stopped instance deletes its queue; a "crashed" one leaves it to
 		// x-expires, too slow for a test.
 		t.Cleanup(func() { deleteAMQP(t, s.relay.AMQP.URL, "", relayQueuePrefix+m.Instance()) })

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/chat-service/chat/config"
 )
 
 // How often the janitor measures lag and prunes, and how many rows one
@@ -72,7 +74,7 @@ func (j *janitor) measure(ctx context.Context) {
 func (j *janitor) lag(ctx context.Context, topic, group string) (int64, time.Duration, error) {
 	t, o := quoteIdent(topic), quoteIdent(topic+"_offsets")
 	var n int64
-	if j.driver == driverPostgres {
+	if j.driver == config.DriverPostgres {
 		var oldest sql.NullTime
 		err := j.db.QueryRowContext(ctx, `SELECT COUNT(*), MIN(m.created_at) FROM `+t+` m
 			LEFT JOIN `+o+` f ON f.consumer_group = $1
@@ -116,7 +118,7 @@ func (j *janitor) prune(ctx context.Context, topic, group string, before time.Ti
 		q    string
 		args []any
 	)
-	if j.driver == driverPostgres {
+	if j.driver == config.DriverPostgres {
 		q = `DELETE FROM ` + t + ` WHERE (transaction_id, "offset") IN (
 			SELECT m.transaction_id, m."offset" FROM ` + t + ` m
 			JOIN ` + o + ` f ON f.consumer_group = $1

@@ -16,7 +16,7 @@ import (
 func TestJanitor(t *testing.T) {
 	storetest.Backends(t, func(t *testing.T, cfg config.Storage) {
 		ctx := context.Background()
-		s := newSetup(t, cfg, relayMemory)
+		s := newSetup(t, cfg, config.RelayMemory)
 		a := startInstance(t, s, "a")
 		sessions := a.createSessions(t, 1, users...)
 		a.sendAll(t, sessions, 10, users)

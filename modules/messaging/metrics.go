@@ -18,6 +18,7 @@ type metrics struct {
 	pruned            *prometheus.CounterVec
 	relayUpGauge      *prometheus.GaugeVec
 	relayReceived     prometheus.Counter
+	relayResyncs      prometheus.Counter
 	commands          *prometheus.CounterVec
 	commandRetries    prometheus.Counter
 	commandQueueDepth prometheus.Gauge
@@ -65,6 +66,10 @@ func newMetrics() *metrics {
 			Namespace: "chat", Subsystem: "relay", Name: "received_total",
 			Help: "Relay events handed to this instance's hub.",
 		}),
+		relayResyncs: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "chat", Subsystem: "relay", Name: "resyncs_total",
+			Help: "Times the relay consumer resumed after a possible loss and the hub recovered messages from the store.",
+		}),
 		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "chat", Subsystem: "commands", Name: "processed_total",
 			Help: "chat.send commands taken from the queue, by result (stored, duplicate, rejected).",
@@ -97,7 +102,7 @@ func (m *metrics) stages() {
 
 func (m *metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.outboxLagRows, m.outboxLagSeconds, m.forwarded, m.forwardFailures,
-		m.forwardDelay, m.pruned, m.relayUpGauge, m.relayReceived, m.commands, m.commandRetries, m.commandQueueDepth, m.commandBatch}
+		m.forwardDelay, m.pruned, m.relayUpGauge, m.relayReceived, m.relayResyncs, m.commands, m.commandRetries, m.commandQueueDepth, m.commandBatch}
 }
 
 // register adds the series to reg; a nil reg registers nothing.

@@ -22,15 +22,14 @@ import (
 
 	"github.com/chat-service/chat/config"
 	"github.com/chat-service/chat/modules/chat"
-	"github.com/chat-service/chat/modules/httpserver"
-	"github.com/chat-service/chat/modules/store"
 )
 
-// Module provides chat.Events (the transactional outbox), *Commands (the
-// chat.send submitter the STOMP gateway takes) and the "relay" readiness
-// check, and runs the parts (see the package comment). It needs *sql.DB and
-// store.Dialect (store.Module), a Hub (the STOMP gateway), a Sender
-// (*chat.Service), config.Relay, config.Outbox and config.Commands.
+// Module provides *Messaging (whose Ready the platform adds to /readyz as
+// "relay"), chat.Events (the transactional outbox) and *Commands (the
+// chat.send submitter the STOMP gateway takes), and runs the parts (see the
+// package comment). It needs *sql.DB (store.Module), a Hub (the STOMP
+// gateway), a Sender (*chat.Service), config.Storage, config.Relay,
+// config.Outbox and config.Commands.
 //
 // OnStart connects to RabbitMQ synchronously, so a dead broker fails
 // start-up, then starts the parts; OnStop stops them in reverse order.
@@ -40,7 +39,6 @@ var Module = fx.Module("messaging",
 		New,
 		func(m *Messaging) chat.Events { return m.Events() },
 		func(m *Messaging) *Commands { return m.Commands() },
-		httpserver.AsCheck(func(m *Messaging) httpserver.Check { return m.Check() }),
 	),
 	fx.Invoke(register),
 )
@@ -50,7 +48,7 @@ type Params struct {
 	fx.In
 
 	DB       *sql.DB
-	Dialect  store.Dialect
+	Storage  config.Storage // storage.driver picks the outbox's SQL dialect
 	Relay    config.Relay
 	Outbox   config.Outbox
 	Commands config.Commands
@@ -85,6 +83,7 @@ type Messaging struct {
 }
 
 // New builds the messaging of one instance; nothing connects before Start.
+// The configuration is taken as config validated it (config.Defaults in tests).
 func New(p Params) (*Messaging, error) {
 	if p.DB == nil {
 		return nil, errors.New("messaging: a database is required")
@@ -94,15 +93,15 @@ func New(p Params) (*Messaging, error) {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	switch p.Relay.Driver {
-	case relayMemory, relayAMQP:
+	case config.RelayMemory, config.RelayAMQP:
 	default:
 		return nil, fmt.Errorf("messaging: relay.driver %q is not memory or amqp", p.Relay.Driver)
 	}
-	if p.Relay.Driver == relayAMQP && p.Commands.Queue == "" {
+	if p.Relay.Driver == config.RelayAMQP && p.Commands.Queue == "" {
 		return nil, errors.New("messaging: commands.queue must name the RabbitMQ command queue")
 	}
 	m := &Messaging{
-		db: p.DB, driver: p.Dialect.Name, relayCfg: p.Relay, outboxC: p.Outbox, cmds: p.Commands,
+		db: p.DB, driver: p.Storage.Driver, relayCfg: p.Relay, outboxC: p.Outbox, cmds: p.Commands,
 		instance: p.Instance, log: log, metrics: newMetrics(), commands: &Commands{},
 		// watermill's Info is per-subscription chatter: Debug here.
 		wlog: watermill.NewSlogLoggerWithLevelMapping(log, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug}),
@@ -111,29 +110,8 @@ func New(p Params) (*Messaging, error) {
 	if m.instance == "" {
 		m.instance = instanceID()
 	}
-	if m.outboxC.PollInterval <= 0 {
-		m.outboxC.PollInterval = 50 * time.Millisecond
-	}
-	if m.outboxC.BatchSize <= 0 {
-		m.outboxC.BatchSize = 100
-	}
-	if m.cmds.PollInterval <= 0 {
-		m.cmds.PollInterval = 50 * time.Millisecond
-	}
-	if m.outboxC.Retention <= 0 {
-		m.outboxC.Retention = 24 * time.Hour
-	}
-	if m.cmds.Shards <= 0 {
-		m.cmds.Shards = 1
-	}
-	if m.cmds.Prefetch <= 0 {
-		m.cmds.Prefetch = 256
-	}
-	if m.cmds.QueueType == "" {
-		m.cmds.QueueType = "classic"
-	}
 	var err error
-	if m.backend, err = newSQLBackend(p.DB, p.Dialect.Name, m.outboxC.BatchSize, m.wlog); err != nil {
+	if m.backend, err = newSQLBackend(p.DB, p.Storage.Driver, m.outboxC.BatchSize, m.wlog); err != nil {
 		return nil, err
 	}
 	if err := m.metrics.register(p.Registerer); err != nil {
@@ -152,15 +130,14 @@ func (m *Messaging) Commands() *Commands { return m.commands }
 // Instance is this instance's name on the relay.
 func (m *Messaging) Instance() string { return m.instance }
 
-// Check is the /readyz check of the relay.
-func (m *Messaging) Check() httpserver.Check {
-	return httpserver.Check{Name: "relay", Fn: func(ctx context.Context) error {
-		r := m.relay.Load()
-		if r == nil {
-			return errors.New("messaging is not started")
-		}
-		return (*r).ping(ctx)
-	}}
+// Ready reports whether the relay is started and reachable (the platform's
+// "relay" readiness check).
+func (m *Messaging) Ready(ctx context.Context) error {
+	r := m.relay.Load()
+	if r == nil {
+		return errors.New("messaging is not started")
+	}
+	return (*r).ping(ctx)
 }
 
 func register(lc fx.Lifecycle, m *Messaging, hub Hub, sender Sender) {
@@ -208,7 +185,7 @@ func (m *Messaging) Start(ctx context.Context, hub Hub, sender Sender) (err erro
 // startRelay connects the relay and routes its events to hub.
 func (m *Messaging) startRelay(ctx context.Context, hub Hub) (relay, error) {
 	var r relay
-	if m.relayCfg.Driver == relayAMQP {
+	if m.relayCfg.Driver == config.RelayAMQP {
 		ar, err := dialAMQPRelay(ctx, m.relayCfg, m.instance, m.log, m.metrics)
 		if err != nil {
 			return nil, fmt.Errorf("messaging: relay: %w", err)
@@ -224,7 +201,8 @@ func (m *Messaging) startRelay(ctx context.Context, hub Hub) (relay, error) {
 		return nil, fmt.Errorf("messaging: router: %w", err)
 	}
 	sub, topic := r.events()
-	rh := &relayHandler{hub: hub, m: m.metrics, log: m.log}
+	rh := newRelayHandler(hub, m.metrics, m.log)
+	r.onResume(rh.resumed)
 	router.AddConsumerHandler(handlerRelay, topic, sub, rh.handle)
 	runCtx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -265,7 +243,7 @@ func (m *Messaging) startForwarder(ctx context.Context, r relay) error {
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	if m.driver == driverPostgres && poolAtLeast(m.db, listenMinConns) {
+	if m.driver == config.DriverPostgres && poolAtLeast(m.db, listenMinConns) {
 		l := &pgListener{db: m.db, wake: m.outbox.wake, log: m.log}
 		wg.Add(1)
 		go func() { defer wg.Done(); l.run(runCtx) }()
@@ -280,7 +258,7 @@ func (m *Messaging) startForwarder(ctx context.Context, r relay) error {
 // startCommands starts the command queue and its consumer.
 func (m *Messaging) startCommands(ctx context.Context, sender Sender) error {
 	var q commandQueue
-	if m.relayCfg.Driver == relayAMQP {
+	if m.relayCfg.Driver == config.RelayAMQP {
 		aq, err := dialAMQPCommands(ctx, m.relayCfg.AMQP.URL, m.instance, m.cmds, m.log, m.metrics)
 		if err != nil {
 			return fmt.Errorf("messaging: command queue: %w", err)
@@ -308,7 +286,7 @@ func (m *Messaging) startJanitor() {
 	j := &janitor{
 		db: m.db, driver: m.driver, retention: m.outboxC.Retention,
 		pruneEvery: min(max(m.outboxC.Retention/4, time.Minute), 10*time.Minute),
-		sqlQueue:   m.relayCfg.Driver != relayAMQP, m: m.metrics, log: m.log,
+		sqlQueue:   m.relayCfg.Driver != config.RelayAMQP, m: m.metrics, log: m.log,
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

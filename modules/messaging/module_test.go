@@ -13,35 +13,34 @@ import (
 
 	"github.com/chat-service/chat/config"
 	"github.com/chat-service/chat/modules/chat"
-	"github.com/chat-service/chat/modules/httpserver"
 	"github.com/chat-service/chat/modules/store"
 	"github.com/chat-service/chat/modules/store/storetest"
 )
 
 // TestModule assembles store.Module and Module with fx, as the platform
 // does, for the embedded default and for PostgreSQL + RabbitMQ on the
-// default amq.topic exchange: it provides chat.Events, *Commands and the
-// "relay" check, and its routers run between start and stop.
+// default amq.topic exchange: it provides chat.Events, *Commands and
+// *Messaging (ready once started), and its routers run between start and stop.
 func TestModule(t *testing.T) {
 	cases := []struct {
 		name    string
 		storage func(testing.TB) config.Storage
 		relay   string
 	}{
-		{"sqlite_memory", storetest.NewSQLite, relayMemory},
-		{"postgres_amqp", storetest.NewPostgres, relayAMQP},
+		{"sqlite_memory", storetest.NewSQLite, config.RelayMemory},
+		{"postgres_amqp", storetest.NewPostgres, config.RelayAMQP},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newSetup(t, tc.storage(t), tc.relay)
-			if tc.relay == relayAMQP {
+			if tc.relay == config.RelayAMQP {
 				s.relay.AMQP.Exchange = "amq.topic" // the shipped default, declared passively
 			}
 			hub, sender := newRecordingHub(), newFakeSender()
 			var (
 				events chat.Events
 				cmds   *Commands
-				checks []httpserver.Check
+				m      *Messaging
 			)
 			app := fxtest.New(t,
 				fx.NopLogger,
@@ -54,23 +53,13 @@ func TestModule(t *testing.T) {
 				),
 				store.Module,
 				Module,
-				fx.Populate(&events, &cmds),
-				fx.Invoke(fx.Annotate(func(cs []httpserver.Check) { checks = cs }, fx.ParamTags(httpserver.CheckGroup))),
+				fx.Populate(&events, &cmds, &m),
 			)
 			app.RequireStart()
 			defer app.RequireStop()
 
-			var relayCheck *httpserver.Check
-			for i := range checks {
-				if checks[i].Name == "relay" {
-					relayCheck = &checks[i]
-				}
-			}
-			if relayCheck == nil {
-				t.Fatalf("no relay check among %d checks", len(checks))
-			}
-			if err := relayCheck.Fn(context.Background()); err != nil {
-				t.Errorf("relay check: %v", err)
+			if err := m.Ready(context.Background()); err != nil {
+				t.Errorf("relay not ready: %v", err)
 			}
 			if err := cmds.Submit(context.Background(), "alice", chat.SendRequest{SessionID: "s", Content: "hi", ClientMessageID: "c-1"}); err != nil {
 				t.Fatal(err)

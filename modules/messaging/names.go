@@ -31,7 +31,7 @@ const (
 
 	// Binding keys of every instance's relay queue. Interest-based binding
 	// (only the session.{id} and user.{id} keys with local subscribers) is
-	// the next step; see DESIGN.md, "Scale plan".
+	// the next step.
 	bindAllSessions = "session.#"
 	bindAllUsers    = "user.#"
 

@@ -9,6 +9,7 @@ import (
 
 	wmsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/chat-service/chat/config"
 )
 
 // The forwarder reads the outbox in batches, in watermill-sql's table and
@@ -43,7 +44,7 @@ type batchReader interface {
 
 // batchReader returns the reader of topic for group, batch rows at a time.
 func (b *sqlBackend) batchReader(topic, group string, batch int) batchReader {
-	if b.driver == driverPostgres {
+	if b.driver == config.DriverPostgres {
 		return newPGOutboxReader(b.db, b.offsets, topic, group, batch)
 	}
 	offsets := b.offsets.(SQLiteOffsets)

@@ -11,6 +11,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/pubsub/tests"
 
+	"github.com/chat-service/chat/config"
 	"github.com/chat-service/chat/modules/store/storetest"
 )
 
@@ -23,7 +24,7 @@ import (
 
 func TestPubSubPostgres(t *testing.T) {
 	db := openStore(t, storetest.NewPostgres(t))
-	b, err := newSQLBackend(db.SQL, driverPostgres, 100, watermill.NopLogger{})
+	b, err := newSQLBackend(db.SQL, config.DriverPostgres, 100, watermill.NopLogger{})
 	if err != nil {
 		t.Fatal(err)
 	}

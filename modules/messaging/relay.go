@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"sync/atomic"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -12,12 +15,6 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/chat-service/chat/config"
-)
-
-// Relay drivers, as relay.driver spells them.
-const (
-	relayMemory = "memory"
-	relayAMQP   = "amqp"
 )
 
 // relay fans events out to every instance (RabbitMQ) or within this one
@@ -33,6 +30,11 @@ type relay interface {
 	publishAll(ctx context.Context, pubs []publication) *confirmation
 	// events is the subscriber (and its topic) of this instance's events.
 	events() (message.Subscriber, string)
+	// onResume sets fn, called when the subscriber consumes again after
+	// a broker restart or a lost connection, before it hands on the first
+	// event of the new consumer: events queued for this instance may have
+	// been lost. Set before the subscriber is used.
+	onResume(fn func())
 	// ping reports whether the relay is reachable.
 	ping(ctx context.Context) error
 	close() error
@@ -85,6 +87,7 @@ func (r *memoryRelay) publishAll(ctx context.Context, pubs []publication) *confi
 }
 
 func (r *memoryRelay) events() (message.Subscriber, string) { return r.gc, memoryTopic }
+func (r *memoryRelay) onResume(func())                      {} // nothing is lost in process
 func (r *memoryRelay) ping(context.Context) error           { return nil }
 func (r *memoryRelay) close() error                         { return r.gc.Close() }
 
@@ -105,19 +108,18 @@ type amqpRelay struct {
 	pub     *amqpPublisher
 	sub     *amqpSubscriber
 	log     *slog.Logger
-	// persistent makes RabbitMQ write events to disk before confirming
-	// them. Off: the outbox is the durable copy and each instance's queue
-	// is drained as it fills, while a disk write per event makes every
-	// confirmation wait for the broker's fsync. The cost: events queued but not yet
-	// consumed when RabbitMQ itself restarts are lost for the instances that
-	// had not taken them; their clients see the seq gap and page history
-	// (since-seq). A dropped connection loses nothing either way.
+	// persistent (relay.amqp.persistent) publishes events persistent:
+	// those queued for an instance when RabbitMQ restarts survive it. Off,
+	// they are lost, and the instance recovers the messages among them from
+	// the store when it consumes again (onResume, the hub's Resync); other
+	// events (read, typing, session) are not stored and stay lost. A dropped
+	// connection loses nothing either way. BENCHMARKS.md has the cost.
 	persistent bool
 }
 
 // dialAMQPRelay connects both connections and declares the topology.
 func dialAMQPRelay(ctx context.Context, cfg config.Relay, instance string, log *slog.Logger, m *metrics) (*amqpRelay, error) {
-	r := &amqpRelay{cfg: cfg, queue: relayQueuePrefix + instance, log: log}
+	r := &amqpRelay{cfg: cfg, queue: relayQueuePrefix + instance, log: log, persistent: cfg.AMQP.Persistent}
 	pubSetup := func(ch *amqp.Channel) error {
 		if err := declareExchange(ch, cfg.AMQP.Exchange); err != nil {
 			return fmt.Errorf("exchange %s: %w", cfg.AMQP.Exchange, err)
@@ -163,6 +165,7 @@ func (r *amqpRelay) publishAll(ctx context.Context, pubs []publication) *confirm
 }
 
 func (r *amqpRelay) events() (message.Subscriber, string) { return r.sub, r.queue }
+func (r *amqpRelay) onResume(fn func())                   { r.sub.resumed = fn }
 
 func (r *amqpRelay) ping(context.Context) error {
 	if _, err := r.pubConn.current(); err != nil {
@@ -185,4 +188,60 @@ func (r *amqpRelay) close() error {
 		}
 	}
 	return errors.Join(err, r.subConn.Close(), r.pubConn.Close())
+}
+
+// relayHandler hands every relay event to the local hub.
+type relayHandler struct {
+	hub Hub
+	m   *metrics
+	log *slog.Logger
+	// mark is the creation time (Unix ms) of the newest message handed to
+	// the hub, or of the handler's start: a consumer that resumes after a
+	// loss may have missed messages created from about then on.
+	mark atomic.Int64
+}
+
+func newRelayHandler(hub Hub, m *metrics, log *slog.Logger) *relayHandler {
+	h := &relayHandler{hub: hub, m: m, log: log}
+	h.mark.Store(time.Now().UnixMilli())
+	return h
+}
+
+// resyncSlack widens the window of a resync: the relay carries messages in
+// outbox order, which follows creation time only up to the length of a
+// transaction and the clock skew between instances.
+const resyncSlack = 5 * time.Second
+
+func (h *relayHandler) handle(msg *message.Message) error {
+	ev, err := decodeEvent(msg.Payload)
+	if err != nil {
+		h.log.Error("drop undecodable relay event", "uuid", msg.UUID, "err", err)
+		return nil
+	}
+	if n, err := strconv.ParseInt(msg.Metadata.Get(metaSentAt), 10, 64); err == nil {
+		h.m.stageRelay.Observe(time.Since(time.Unix(0, n)))
+	}
+	h.hub.Deliver(ev)
+	if ev.Message != nil {
+		if at := ev.Message.CreatedAt.UnixMilli(); at > h.mark.Load() {
+			h.mark.Store(at) // one handler goroutine writes; resumed reads
+		}
+	}
+	h.m.relayReceived.Inc()
+	return nil
+}
+
+// resumed runs when the relay consumes again after events queued for this
+// instance may have been lost (a broker restart): the hub recovers the
+// messages among them from the store.
+func (h *relayHandler) resumed() {
+	since := time.UnixMilli(h.mark.Load()).Add(-resyncSlack)
+	h.m.relayResyncs.Inc()
+	r, ok := h.hub.(Resyncer)
+	if !ok {
+		h.log.Warn("relay consumer resumed; events queued for this instance may be lost and the hub cannot recover them")
+		return
+	}
+	h.log.Info("relay consumer resumed; recovering messages the relay may have lost", "since", since)
+	r.Resync(since)
 }

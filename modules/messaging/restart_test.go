@@ -1,12 +1,12 @@
 package messaging
 
 import (
-	"os"
-	"os/exec"
 	"testing"
 	"time"
 
+	"github.com/chat-service/chat/config"
 	"github.com/chat-service/chat/modules/chat"
+	"github.com/chat-service/chat/modules/platform/platformtest/rabbitmqtest"
 	"github.com/chat-service/chat/modules/store/storetest"
 )
 
@@ -15,10 +15,8 @@ import (
 // broker, so it runs only when TEST_CHAT_RABBITMQ_RESTART=1; TestRelayOutage
 // covers the same recovery through a proxy on every run.
 func TestBrokerRestart(t *testing.T) {
-	if os.Getenv("TEST_CHAT_RABBITMQ_RESTART") != "1" {
-		t.Skip("restarts the shared RabbitMQ: set TEST_CHAT_RABBITMQ_RESTART=1")
-	}
-	s := newSetup(t, storetest.NewPostgres(t), relayAMQP)
+	rabbitmqtest.RequireRestart(t)
+	s := newSetup(t, storetest.NewPostgres(t), config.RelayAMQP)
 	a := startInstance(t, s, "a")
 	b := startInstance(t, s, "b")
 	sessions := a.createSessions(t, 4, users...)
@@ -28,10 +26,9 @@ func TestBrokerRestart(t *testing.T) {
 		return n >= 100
 	})
 
-	rabbitmqctl(t, "stop_app")
-	t.Cleanup(func() { rabbitmqctl(t, "start_app") }) // never leave the broker stopped
+	rabbitmqtest.StopApp(t)
 	a.sendAll(t, sessions, 50, users)
-	rabbitmqctl(t, "start_app")
+	rabbitmqtest.StartApp(t)
 
 	for _, in := range []*instance{a, b} {
 		evs := in.hub.waitFor(t, 120*time.Second, "every message on "+in.name+" after the restart", func(evs []chat.Event) bool {
@@ -41,13 +38,5 @@ func TestBrokerRestart(t *testing.T) {
 		n, dups := uniqueMessages(evs)
 		t.Logf("%s: %d distinct messages, %d duplicates", in.name, n, dups)
 		assertSeqOrderIgnoringDuplicates(t, in.name, evs)
-	}
-}
-
-func rabbitmqctl(t *testing.T, args ...string) {
-	t.Helper()
-	out, err := exec.Command("rabbitmqctl", args...).CombinedOutput()
-	if err != nil {
-		t.Errorf("rabbitmqctl %v: %v: %s", args, err, out)
 	}
 }

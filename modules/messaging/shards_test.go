@@ -116,7 +116,7 @@ func (in *instance) amqpCommands(t testing.TB) *amqpCommands {
 // queues) and the other takes its shards over. Every session ends with
 // exactly its messages, each once, in the order they were sent.
 func TestShardedCommandQueue(t *testing.T) {
-	s := newSetup(t, storetest.NewPostgres(t), relayAMQP)
+	s := newSetup(t, storetest.NewPostgres(t), config.RelayAMQP)
 	s.commands.Shards = 8
 	px, viaProxy := newAMQPProxy(t, s.relay.AMQP.URL)
 	senderA, senderB := &lazySender{}, &lazySender{}
@@ -178,7 +178,7 @@ func (stuckSender) SendQueued(context.Context, []chat.QueuedSend) ([]chat.Append
 // once and in order per session, by an instance started with another (2
 // shards), which drains the queues it does not use first and deletes them.
 func TestReshardingKeepsQueuedCommands(t *testing.T) {
-	s := newSetup(t, storetest.NewPostgres(t), relayAMQP)
+	s := newSetup(t, storetest.NewPostgres(t), config.RelayAMQP)
 	const sessions, perSession = 12, 20
 	old := s
 	old.commands.Shards = 4
@@ -304,15 +304,15 @@ func TestCommitWakesForwarder(t *testing.T) {
 		storage func(testing.TB) config.Storage
 		relay   string
 	}{
-		{"sqlite_memory", storetest.NewSQLite, relayMemory},
-		{"postgres_amqp", storetest.NewPostgres, relayAMQP},
+		{"sqlite_memory", storetest.NewSQLite, config.RelayMemory},
+		{"postgres_amqp", storetest.NewPostgres, config.RelayAMQP},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newSetup(t, tc.storage(t), tc.relay)
 			s.outbox.PollInterval = 2 * time.Second
 			leader := startInstance(t, s, "leader")
 			writer := leader
-			if tc.relay == relayAMQP {
+			if tc.relay == config.RelayAMQP {
 				// The first instance leads the forwarder once it has read;
 				// the second only writes.
 				time.Sleep(100 * time.Millisecond)
@@ -348,7 +348,7 @@ func TestCommitWakesForwarder(t *testing.T) {
 // starting again with classic is refused, naming the queue, since a queue's
 // type cannot change in place.
 func TestQuorumShards(t *testing.T) {
-	s := newSetup(t, storetest.NewPostgres(t), relayAMQP)
+	s := newSetup(t, storetest.NewPostgres(t), config.RelayAMQP)
 	s.commands.Shards, s.commands.QueueType = 2, "quorum"
 	sender := &lazySender{}
 	a := startInstance(t, s, "a", withSender(sender))
@@ -378,7 +378,7 @@ func TestQuorumShards(t *testing.T) {
 	}
 	classic := s
 	classic.commands.QueueType = "classic"
-	m, err := New(Params{DB: a.db.SQL, Dialect: a.db.Dialect, Relay: classic.relay, Outbox: classic.outbox, Commands: classic.commands, Instance: "classic-" + testName(t)})
+	m, err := New(Params{DB: a.db.SQL, Storage: classic.storage, Relay: classic.relay, Outbox: classic.outbox, Commands: classic.commands, Instance: "classic-" + testName(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

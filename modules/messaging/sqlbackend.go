@@ -6,12 +6,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	wmsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
-)
-
-// Database drivers, as storage.driver spells them.
-const (
-	driverSQLite   = "sqlite"
-	driverPostgres = "postgres"
+	"github.com/chat-service/chat/config"
 )
 
 // sqlBackend builds watermill-sql publishers and subscribers for one
@@ -29,15 +24,12 @@ type sqlBackend struct {
 // topic's messages table is named like the topic, its offsets table
 // topic + "_offsets": OutboxTopic is chat_message_outbox.
 func newSQLBackend(db *sql.DB, driver string, batchSize int, log watermill.LoggerAdapter) (*sqlBackend, error) {
-	if batchSize <= 0 {
-		batchSize = 100 // watermill-sql's default
-	}
 	b := &sqlBackend{db: db, driver: driver, batch: batchSize, log: log}
 	switch driver {
-	case driverSQLite:
+	case config.DriverSQLite:
 		b.schema = SQLiteSchema{SubscribeBatchSize: batchSize}
 		b.offsets = SQLiteOffsets{}
-	case driverPostgres:
+	case config.DriverPostgres:
 		b.schema = wmsql.DefaultPostgreSQLSchema{
 			GenerateMessagesTableName: quoteIdent,
 			GeneratePayloadType:       func(string) string { return "BYTEA" },

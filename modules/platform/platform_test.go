@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -19,6 +20,8 @@ import (
 	"github.com/chat-service/chat/modules/chat"
 	"github.com/chat-service/chat/modules/platform"
 	"github.com/chat-service/chat/modules/platform/platformtest"
+	"github.com/chat-service/chat/modules/profiles"
+	"github.com/chat-service/chat/modules/profiles/profilestest"
 	"github.com/chat-service/chat/modules/store/storetest"
 )
 
@@ -238,5 +241,44 @@ func TestProductionSample(t *testing.T) {
 	}
 	if got := senderName(t, a); got == "" {
 		t.Fatal("no sender profile from the stub")
+	}
+}
+
+// TestReadinessChecksAreThePlatforms: /readyz asks the database, the relay
+// and the gateway, which the platform registers (the modules only report).
+func TestReadinessChecksAreThePlatforms(t *testing.T) {
+	a := platformtest.Start(t, loadSample(t, "stub"))
+	res := a.Do("GET", "/readyz", "", nil)
+	var body struct {
+		Status string            `json:"status"`
+		Checks map[string]string `json:"checks"`
+	}
+	res.JSON(t, &body)
+	want := map[string]string{"database": "ok", "relay": "ok", "gateway": "ok"}
+	if res.Status != http.StatusOK || !maps.Equal(body.Checks, want) {
+		t.Fatalf("readyz: %d %s, want 200 with checks %v", res.Status, res.Body, want)
+	}
+}
+
+// builds counts how often the "counting" plugin's factory ran.
+var builds atomic.Int32
+
+func init() {
+	profiles.Register("counting", func(map[string]any, profiles.Env) (profiles.Provider, error) {
+		builds.Add(1)
+		return profilestest.NewFake(), nil
+	})
+}
+
+// TestProviderIsBuiltOnce: assembling and starting the service builds the
+// profile plugin once (its factory may read files or keys).
+func TestProviderIsBuiltOnce(t *testing.T) {
+	builds.Store(0)
+	a := platformtest.Start(t, loadSample(t, "stub", "profiles.provider=counting"))
+	if res := a.Do("GET", "/readyz", "", nil); res.Status != http.StatusOK {
+		t.Fatalf("readyz: %d %s", res.Status, res.Body)
+	}
+	if n := builds.Load(); n != 1 {
+		t.Fatalf("the plugin factory ran %d times, want once", n)
 	}
 }

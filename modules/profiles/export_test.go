@@ -30,11 +30,11 @@ func (c *FakeClock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// NewCacheWithClock is NewCache driven by clk.
-func NewCacheWithClock(p CacheParams, clk *FakeClock) (*Cache, error) {
+// DecorateWithClock is Decorate driven by clk.
+func DecorateWithClock(p DecorateParams, clk *FakeClock) (*CachedDirectory, error) {
 	p.clock = clk
-	return NewCache(p)
+	return Decorate(p)
 }
 
 // SetWaitHook makes every Lookup that waits on the provider call f first.
-func SetWaitHook(c *Cache, f func()) { c.waitHook = f }
+func SetWaitHook(c *CachedDirectory, f func()) { c.waitHook = f }

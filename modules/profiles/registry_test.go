@@ -158,9 +158,10 @@ func TestBuildPrefixesFactoryErrors(t *testing.T) {
 	}
 }
 
-func TestValidate(t *testing.T) {
-	if err := profiles.Validate(cfgFor("test_ok", nil)); err != nil {
-		t.Fatalf("Validate: %v", err)
+func TestBuildErrors(t *testing.T) {
+	p, err := profiles.Build(cfgFor("test_ok", nil), profiles.Env{})
+	if err != nil || p == nil {
+		t.Fatalf("Build: %v", err)
 	}
 	for _, tc := range []struct {
 		name string
@@ -170,39 +171,41 @@ func TestValidate(t *testing.T) {
 		{"unknown provider", cfgFor("nope", nil), `profiles.provider: unknown provider "nope" (registered: test_fail, test_ok)`},
 		{"plugin section", cfgFor("test_ok", map[string]any{"test_ok": map[string]any{"bogus": 1}}), "profiles.test_ok.bogus: unknown key"},
 		{"plugin factory", cfgFor("test_fail", nil), "profiles.test_fail: cannot start"},
-		{"decorators", func() config.Profiles { c := cfgFor("test_ok", nil); c.Cache.TTL = 0; return c }(), "profiles.cache.ttl: must be positive, got 0s"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if err := profiles.Validate(tc.cfg); err == nil || err.Error() != tc.want {
-				t.Fatalf("Validate error = %v\nwant %s", err, tc.want)
+			if _, err := profiles.Build(tc.cfg, profiles.Env{}); err == nil || err.Error() != tc.want {
+				t.Fatalf("Build error = %v\nwant %s", err, tc.want)
 			}
 		})
 	}
 }
 
 func TestModule(t *testing.T) {
-	t.Run("provides a Directory", func(t *testing.T) {
-		var dir profiles.Directory
-		app := fxtest.New(t, profiles.Module(cfgFor("test_ok", nil)), fx.Populate(&dir))
-		app.RequireStart()
-		if got := dir.Lookup(context.Background(), []string{"alice"}); got["alice"].DisplayName != "Alice" {
-			t.Errorf("Lookup = %v", got)
+	cfg := cfgFor("test_ok", nil)
+	p, err := profiles.Build(cfg, profiles.Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dir profiles.Directory
+	app := fxtest.New(t, profiles.Module(cfg, p), fx.Populate(&dir))
+	app.RequireStart()
+	if got := dir.Lookup(context.Background(), []string{"alice"}); got["alice"].DisplayName != "Alice" {
+		t.Errorf("Lookup = %v", got)
+	}
+	app.RequireStop()
+}
+
+// TestDecodeSectionNamesEveryProblem: a section with several bad values
+// reports each, by full key, in one line.
+func TestDecodeSectionNamesEveryProblem(t *testing.T) {
+	var s testSection
+	err := profiles.DecodeSection("test_ok", map[string]any{"ttl": "soon", "enabled": "perhaps"}, &s)
+	if err == nil {
+		t.Fatal("bad section accepted")
+	}
+	for _, want := range []string{"profiles.test_ok.ttl: ", "profiles.test_ok.enabled: "} {
+		if !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("error %q does not name %q on one line", err, want)
 		}
-		app.RequireStop()
-	})
-	t.Run("unknown provider fails fx.New in one line", func(t *testing.T) {
-		var dir profiles.Directory
-		app := fx.New(fx.NopLogger, profiles.Module(cfgFor("nope", nil)), fx.Populate(&dir))
-		err := app.Err()
-		if err == nil || !strings.Contains(err.Error(), `profiles.provider: unknown provider "nope" (registered: test_fail, test_ok)`) {
-			t.Fatalf("fx.New error = %v", err)
-		}
-	})
-	t.Run("plugin error fails fx.New naming the key", func(t *testing.T) {
-		var dir profiles.Directory
-		app := fx.New(fx.NopLogger, profiles.Module(cfgFor("test_ok", map[string]any{"test_ok": map[string]any{"bogus": 1}})), fx.Populate(&dir))
-		if err := app.Err(); err == nil || !strings.Contains(err.Error(), "profiles.test_ok.bogus: unknown key") {
-			t.Fatalf("fx.New error = %v", err)
-		}
-	})
+	}
 }

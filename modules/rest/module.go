@@ -33,6 +33,8 @@ type Params struct {
 	Chat   *chat.Service
 	Limits config.Limits
 	Log    *slog.Logger
+
+	Presence Presence `optional:"true"` // nil when features.presence is off: no route
 }
 
 // Handlers serves the chat REST API.
@@ -40,11 +42,15 @@ type Handlers struct {
 	chat    *chat.Service
 	maxBody int64
 	log     *slog.Logger
+
+	presence Presence // presence.go; nil: off
 }
 
 // New builds the handlers.
 func New(p Params) (*Handlers, error) {
-	return &Handlers{chat: p.Chat, maxBody: p.Limits.MaxBodyBytes(), log: p.Log.With("module", "rest")}, nil
+	h := &Handlers{chat: p.Chat, maxBody: p.Limits.MaxBodyBytes(), log: p.Log.With("module", "rest")}
+	h.presence = p.Presence
+	return h, nil
 }
 
 // Register mounts every /api/chat route behind auth. Routes are flat on the
@@ -54,6 +60,9 @@ func (h *Handlers) Register(r *mux.Router, auth Authenticator) {
 	route := func(method, path string, fn http.HandlerFunc) {
 		r.Handle("/api/chat"+path, auth.Middleware(fn)).Methods(method)
 	}
+	if h.presence != nil { // features.presence (presence.go)
+		route(http.MethodGet, "/presence", h.presenceOf)
+	}
 	route(http.MethodPost, "/sessions", h.createSession)
 	route(http.MethodGet, "/sessions", h.listSessions)
 	route(http.MethodGet, "/sessions/{id}", h.getSession)
@@ -61,4 +70,5 @@ func (h *Handlers) Register(r *mux.Router, auth Authenticator) {
 	route(http.MethodPost, "/sessions/{id}/messages", h.send)
 	route(http.MethodPost, "/sessions/{id}/read", h.markRead)
 	route(http.MethodGet, "/unread", h.unread)
+	h.registerChanges(route) // membership, edits and deletes (changes.go)
 }

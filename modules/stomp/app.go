@@ -27,13 +27,16 @@ const (
 // or a problem on /user/queue/errors); err is a protocol error.
 func (c *conn) onSend(f *frame.Frame, receipt string) (handled bool, err error) {
 	dest := f.Header.Get(frame.Destination)
+	if dest == AppRefresh {
+		return c.onRefresh(f, receipt) // refresh.go
+	}
 	switch dest {
-	case AppSend, AppRead, AppTyping:
+	case AppSend, AppRead, AppTyping, AppEdit, AppDelete:
 	default:
 		if strings.HasPrefix(dest, "/app/") {
 			return false, errPolicy("unknown destination", "no handler for "+truncate(dest, 200))
 		}
-		return false, errPolicy("forbidden destination", "SEND is accepted on /app/chat.send, /app/chat.read and /app/chat.typing only")
+		return false, errPolicy("forbidden destination", "SEND is accepted on /app/chat.send, /app/chat.read, /app/chat.typing, /app/chat.edit and /app/chat.delete only")
 	}
 	if _, ok := f.Header.Contains("transaction"); ok {
 		return false, protocolErr("transactions are not supported", "SEND with a transaction header")
@@ -46,6 +49,8 @@ func (c *conn) onSend(f *frame.Frame, receipt string) (handled bool, err error) 
 		prob = c.appRead(f)
 	case AppTyping:
 		prob = c.appTyping(f)
+	case AppEdit, AppDelete:
+		prob = c.appChange(f, dest) // app_change.go
 	}
 	if prob != nil {
 		c.sendProblem(*prob, receipt)

@@ -38,8 +38,9 @@ type conn struct {
 	user           string
 	logUser        atomic.Pointer[string] // user for the logger, set at CONNECT
 	registeredUser string                 // the users registry key, removed on cleanup
-	participant    map[string]bool        // positive participation answers, per session; nil until one
+	participant    map[string]bool        // participation per session (true: checked; false: removed by a members event); guarded by mu; nil until one
 	typing         *rate.Limiter          // created at the first typing SEND
+	tok            tokenState             // token expiry and its warning (refresh.go)
 
 	mu     sync.Mutex // guards subscriptions and their delivery state
 	subs   []*subscription
@@ -303,6 +304,8 @@ func (c *conn) onConnect(f *frame.Frame) error {
 		return errPolicy("too many connections", "this user has the maximum number of connections open")
 	}
 	c.registeredUser = p.UserID
+	c.h.observe(c.user, true) // presence (observe.go)
+	c.setExpiry(p.ExpiresAt)  // the writer enforces it; refresh.go warns and moves it
 	c.connected = true
 	if c.onConnected != nil {
 		c.onConnected()
@@ -354,6 +357,8 @@ func (c *conn) cleanup() {
 	}
 	if c.registeredUser != "" {
 		c.h.users.remove(c.registeredUser, c)
+		c.h.observe(c.registeredUser, false)
 	}
+	c.tok.stop() // refresh.go
 	c.h.m.subscriptions.Sub(float64(len(subs)))
 }

@@ -23,14 +23,12 @@ type env struct {
 }
 
 func testOptions(b *stomptest.Backend, reg prometheus.Registerer) stomp.Options {
+	cfg := config.Defaults()
+	cfg.Limits.OutboundQueue = 64
+	cfg.Limits.HeartbeatMin = 20 * time.Millisecond
 	return stomp.Options{
 		Chat: b, Commands: b, Auth: stomptest.Auth, Registerer: reg,
-		Limits: config.Limits{
-			MaxFrameBytes: 65536, MaxSubscriptions: 256, OutboundQueue: 64,
-			MaxConnsPerUser: 16, HeartbeatMin: 20 * time.Millisecond, HeartbeatMax: time.Minute,
-		},
-		Features: config.Features{Typing: true, SockJS: true},
-		Recovery: config.Recovery{MaxMessages: 1000},
+		Limits: cfg.Limits, Features: cfg.Features, Recovery: cfg.Recovery,
 	}
 }
 

@@ -18,7 +18,7 @@ import (
 	"github.com/chat-service/chat/modules/problem"
 )
 
-// Options configure a Hub. Zero limits take the documented defaults.
+// Options configure a Hub. Zero durations below take the defaults they name.
 type Options struct {
 	Chat       Chat
 	Commands   Commands
@@ -30,41 +30,21 @@ type Options struct {
 	Log        *slog.Logger
 
 	Server         string        // CONNECTED server header; default "chat-service"
-	QueueBytes     int           // byte bound of a connection's outbound queue; default limits.outbound_queue_bytes, else 1 MiB
+	QueueBytes     int           // byte bound of a connection's outbound queue; default limits.outbound_queue_bytes
 	ConnectTimeout time.Duration // time allowed before CONNECT; default 10s
 	CallTimeout    time.Duration // bound on each Chat or Commands call; default 10s
 	PartialTimeout time.Duration // time an incomplete frame may sit; default 30s
 	TypingEvery    time.Duration // a connection's typing rate: one per this, burst 3; default 500ms
 }
 
+// defaults fills what chat.yaml does not set. Limits, Features and Recovery
+// are taken as given: config validated them (config.Defaults in tests).
 func (o *Options) defaults() {
-	l := &o.Limits
-	if l.MaxFrameBytes <= 0 {
-		l.MaxFrameBytes = 65536
-	}
-	if l.MaxSubscriptions <= 0 {
-		l.MaxSubscriptions = 256
-	}
-	if l.OutboundQueue <= 0 {
-		l.OutboundQueue = 256
-	}
-	if l.HeartbeatMin <= 0 {
-		l.HeartbeatMin = time.Second
-	}
-	if l.HeartbeatMax < l.HeartbeatMin {
-		l.HeartbeatMax = max(60*time.Second, l.HeartbeatMin)
-	}
-	if o.Recovery.MaxMessages <= 0 {
-		o.Recovery.MaxMessages = 1000
-	}
 	if o.Server == "" {
 		o.Server = "chat-service"
 	}
 	if o.QueueBytes <= 0 {
 		o.QueueBytes = o.Limits.OutboundQueueBytes.Int()
-	}
-	if o.QueueBytes <= 0 {
-		o.QueueBytes = 1 << 20
 	}
 	if o.ConnectTimeout <= 0 {
 		o.ConnectTimeout = 10 * time.Second
@@ -91,14 +71,17 @@ type Hub struct {
 	m   *metrics
 	log *slog.Logger
 
+	observer atomic.Pointer[observerBox] // connect/disconnect observer (observe.go); nil none
+
 	sessions *registry[*subscription] // session id → topic subscriptions to it
 	users    *registry[*conn]         // user id → connected connections
 
-	nextID  atomic.Uint64
-	mu      sync.Mutex // guards conns and closing
-	conns   map[*conn]struct{}
-	closing bool
-	wg      sync.WaitGroup
+	nextID      atomic.Uint64
+	resyncSince atomic.Int64 // Unix ms: the since of the latest Resync
+	mu          sync.Mutex   // guards conns and closing
+	conns       map[*conn]struct{}
+	closing     bool
+	wg          sync.WaitGroup
 }
 
 // NewHub checks o and returns a Hub.
@@ -246,6 +229,8 @@ func newPayload(ev *chat.Event) (*payload, error) {
 		if p.sessionID == "" {
 			p.sessionID = ev.Message.SessionID
 		}
+	case chat.EventEdit, chat.EventDelete:
+		p.queue = destMessages // no seq header: seq dedupe is for new messages
 	case chat.EventTyping:
 		p.queue, p.transient = destEvents, true
 	case chat.EventSession:
@@ -317,6 +302,10 @@ func (h *Hub) Deliver(ev chat.Event) {
 		return
 	}
 	p.at = start.UnixNano()
+	if ev.Type == chat.EventMembers { // membership.go
+		h.forgetMembers(ev.SessionID)
+		defer h.membersChanged(&ev)
+	}
 	if p.isError {
 		if len(ev.Participants) > 0 {
 			for _, c := range h.users.get(ev.Participants[0]) {

@@ -105,7 +105,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 			tr.SendFrame(frame.SEND, `{}`, "destination", stomp.QueueMessages)
 		}, "forbidden destination"},
 		{"SEND to an unknown /app destination", func(tr *stomptest.Transport, _ string) {
-			tr.SendFrame(frame.SEND, `{}`, "destination", "/app/chat.delete")
+			tr.SendFrame(frame.SEND, `{}`, "destination", "/app/chat.nosuch")
 		}, "unknown destination"},
 	}
 	for _, tc := range tests {

@@ -26,6 +26,7 @@ type metrics struct {
 	pipeline      *prometheus.HistogramVec // chat_pipeline_stage_seconds, shared with messaging
 	stageHub      sharedmetrics.StageTimer
 	stageWrite    sharedmetrics.StageTimer
+	resyncs       prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -49,6 +50,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "chat_stomp_dropped_events_total", Help: "Transient events dropped under back-pressure, by event type.",
 		}, []string{"type"}),
 		pipeline: sharedmetrics.NewPipelineStageSeconds(),
+		resyncs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chat_stomp_resynced_subscriptions_total", Help: "Subscriptions recovered from the store after the relay may have lost events.",
+		}),
 	}
 	if reg != nil {
 		var err error
@@ -71,6 +75,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			return nil, err
 		}
 		if m.pipeline, err = sharedmetrics.Register(reg, m.pipeline); err != nil {
+			return nil, err
+		}
+		if m.resyncs, err = sharedmetrics.Register(reg, m.resyncs); err != nil {
 			return nil, err
 		}
 	}

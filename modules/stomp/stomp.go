@@ -1,7 +1,7 @@
 // Package stomp is the STOMP 1.0/1.1/1.2 side of the real-time gateway: the
 // frame codec (go-stomp's frame types, a bounded re-assembling decoder), the
 // per-connection state machine with its reader and writer loops, the
-// destination rules of API.md and the Hub that fans relay events out to
+// destination rules of docs/api.md and the Hub that fans relay events out to
 // local subscriptions. It never touches a socket: WebSocket and SockJS
 // carriers (package gateway) and test fakes (stomptest) implement Transport.
 package stomp
@@ -107,6 +107,12 @@ type Chat interface {
 	Typing(ctx context.Context, userID, sessionID string) error
 	IsParticipant(ctx context.Context, sessionID, userID string) (bool, error)
 	Replay(ctx context.Context, userID, sessionID string, afterSeq int64) ([]chat.Message, bool, error)
+	// Recover and ActiveSessions serve Resync (resync.go): the server's
+	// reads, not counted against the user's read budget.
+	Recover(ctx context.Context, userID, sessionID string, afterSeq int64, since time.Time) ([]chat.Message, bool, error)
+	ActiveSessions(ctx context.Context, userID string, since time.Time, limit int) ([]chat.SessionSeq, error)
+	EditMessage(ctx context.Context, userID string, req chat.EditRequest) (chat.Message, error)
+	DeleteMessage(ctx context.Context, userID, sessionID string, seq int64) error
 }
 
 var _ Chat = (*chat.Service)(nil)

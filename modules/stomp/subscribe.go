@@ -2,16 +2,18 @@ package stomp
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/go-stomp/stomp/v3/frame"
 
 	"github.com/chat-service/chat/modules/chat"
 )
 
-// Destinations a client may subscribe to (API.md, "WebSocket and STOMP").
+// Destinations a client may subscribe to (docs/api.md, "Destinations you can subscribe to").
 const (
 	TopicSessionPrefix = "/topic/session."
 	QueueMessages      = "/user/queue/messages"
@@ -46,13 +48,19 @@ type subscription struct {
 	head      []byte      // "MESSAGE", destination, subscription and "message-id:", encoded for the connection's version
 	active    atomic.Bool // false once unsubscribed: queued frames are skipped
 
+	at        int64            // Unix ms of the SUBSCRIBE
+	revoked   bool             // topic: its user was removed from the session; nothing more is delivered
 	lastSeq   int64            // topic: highest message seq delivered
 	seqs      map[string]int64 // /user/queue/messages: highest seq per session
-	replaying bool             // since-seq replay running: live events wait in pending
-	pending   []*payload
+	replaying bool             // since-seq replay or resync running: live events wait in pending
+	recheck   bool             // a Resync came during the replay: run one more (resync.go)
+	// positioned: lastSeq is a position even when 0 (since-seq given).
+	positioned bool
+	pending    []*payload
 }
 
-func (c *conn) onSubscribe(f *frame.Frame) error {
+func (c *conn) onSubscribe(f *frame.Frame) (err error) {
+	defer c.flushTokenWarning(&err) // a token_expiring due before /user/queue/events existed (refresh.go)
 	dest := f.Header.Get(frame.Destination)
 	if dest == "" {
 		return protocolErr("missing destination", "SUBSCRIBE needs a destination header")
@@ -82,7 +90,7 @@ func (c *conn) onSubscribe(f *frame.Frame) error {
 	if len(c.subs) >= c.h.o.Limits.MaxSubscriptions {
 		return errPolicy("too many subscriptions", "at most "+strconv.Itoa(c.h.o.Limits.MaxSubscriptions)+" per connection")
 	}
-	sub := &subscription{c: c, id: id, dest: dest, head: messageHead(dest, id, c.version)}
+	sub := &subscription{c: c, id: id, dest: dest, head: messageHead(dest, id, c.version), at: time.Now().UnixMilli()}
 	switch dest { // the constants are kept rather than the frame's copies
 	case QueueMessages:
 		sub.kind, sub.dest = destMessages, QueueMessages
@@ -107,18 +115,31 @@ func (c *conn) onSubscribe(f *frame.Frame) error {
 			return protocolErr("invalid since-seq", "since-seq must be an integer >= 0")
 		}
 		since = n
-		sub.replaying, sub.lastSeq = true, n
+		sub.replaying, sub.lastSeq, sub.positioned = true, n, true
 	}
-	c.addSub(sub)
+	if !c.addSub(sub) {
+		return errRemoved
+	}
 	if since >= 0 {
 		return c.replay(sub, since)
 	}
 	return nil
 }
 
-// authorizeSession checks participation once per connection and session.
+// errRemoved refuses a SUBSCRIBE to a session the user was removed from.
+var errRemoved = errPolicy("forbidden destination", "no such session, or not a participant")
+
+// authorizeSession checks participation once per connection and session;
+// a members event that removes the user makes the next check refuse
+// (revokeSession), one that adds them asks again.
 func (c *conn) authorizeSession(sid string) error {
-	if c.participant[sid] {
+	c.mu.Lock()
+	known, seen := c.participant[sid]
+	c.mu.Unlock()
+	if seen {
+		if !known {
+			return errRemoved
+		}
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, c.h.o.CallTimeout)
@@ -131,6 +152,11 @@ func (c *conn) authorizeSession(sid string) error {
 	if !ok {
 		// The same answer for an unknown session and a foreign one: existence is not leaked.
 		return errPolicy("forbidden destination", "no such session, or not a participant")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if known, seen := c.participant[sid]; seen && !known {
+		return errRemoved // removed while we asked
 	}
 	if c.participant == nil {
 		c.participant = make(map[string]bool)
@@ -160,9 +186,16 @@ func (c *conn) findSub(id string) *subscription {
 	return nil
 }
 
-func (c *conn) addSub(sub *subscription) {
-	sub.active.Store(true)
+// addSub adds sub; false when it is a topic subscription whose user was
+// removed from the session since authorizeSession (checked under c.mu,
+// which revokeSession holds while it cuts subscriptions).
+func (c *conn) addSub(sub *subscription) bool {
 	c.mu.Lock()
+	if sub.kind == destTopic && !c.participant[sub.sessionID] {
+		c.mu.Unlock()
+		return false
+	}
+	sub.active.Store(true)
 	c.subs = append(c.subs, sub)
 	if sub.kind != destTopic {
 		c.queues[queueIndex(sub.kind)] = append(c.queues[queueIndex(sub.kind)], sub)
@@ -172,6 +205,7 @@ func (c *conn) addSub(sub *subscription) {
 		c.h.sessions.add(sub.sessionID, sub, 0)
 	}
 	c.h.m.subscriptions.Inc()
+	return true
 }
 
 func (c *conn) onUnsubscribe(f *frame.Frame) error {
@@ -223,6 +257,9 @@ func (c *conn) replay(sub *subscription, since int64) error {
 	cancel()
 	if err != nil {
 		c.removeSub(sub)
+		if errors.Is(err, chat.ErrNotFound) {
+			return errRemoved // removed between the participation check and the replay
+		}
 		c.lg().Warn("replay failed", "session_id", sub.sessionID, "error", err)
 		return &ProtocolError{Message: "unavailable", Detail: "cannot replay the session now; retry later", Code: CloseTryAgainLater}
 	}
@@ -244,17 +281,9 @@ func (c *conn) replay(sub *subscription, since int64) error {
 			replayed = append(replayed, p)
 		}
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	extra := c.h.o.Recovery.MaxMessages + len(sub.pending) + 1
-	sub.replaying = false
-	for _, p := range replayed {
-		c.deliverSubLocked(sub, p, extra)
+	if c.endReplay(sub, replayed) {
+		c.h.again(c, sub)
 	}
-	for _, p := range sub.pending {
-		c.deliverSubLocked(sub, p, extra)
-	}
-	sub.pending = nil
 	return nil
 }
 
@@ -263,7 +292,7 @@ func (c *conn) replay(sub *subscription, since int64) error {
 func (c *conn) deliverTopic(s *subscription, p *payload) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.gone || !s.active.Load() || (p.except != "" && p.except == c.user) {
+	if c.gone || !s.active.Load() || s.revoked || (p.except != "" && p.except == c.user) {
 		return
 	}
 	c.deliverSubLocked(s, p, 0)

@@ -103,6 +103,7 @@ func (w *writer) finish() {
 func (w *writer) timers(connectBy time.Time) (done bool) {
 	c := w.c
 	now := time.Now()
+	w.expires = c.tok.expiry() // moved by a token refresh (refresh.go)
 	if w.wrote {
 		w.lastWrite, w.wrote = now, false
 	}

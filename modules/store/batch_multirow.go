@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/chat-service/chat/config"
 	"github.com/chat-service/chat/modules/chat"
 )
 
@@ -31,7 +32,7 @@ func (s *Store) appendMultiRow(ctx context.Context, tx *sql.Tx, items []chat.New
 	slices.Sort(sessions)
 
 	// 1. Lock the sessions and learn who may send to them.
-	lastSeq, members, err := s.lockSessions(ctx, tx, sessions, users)
+	lastSeq, members, versions, err := s.lockSessions(ctx, tx, sessions, users)
 	if err != nil {
 		return nil, err
 	}
@@ -69,6 +70,7 @@ func (s *Store) appendMultiRow(ctx context.Context, tx *sql.Tx, items []chat.New
 		msg := chat.Message{
 			ID: m.ID, SessionID: m.SessionID, Seq: lastSeq[m.SessionID], SenderID: m.SenderID,
 			ClientMessageID: m.ClientMessageID, Content: m.Content, CreatedAt: orNow(m.CreatedAt),
+			MembersVersion: versions[m.SessionID],
 		}
 		out[i] = chat.Appended{Message: msg, Created: true}
 		stored = append(stored, msg)
@@ -100,11 +102,11 @@ func (s *Store) appendMultiRow(ctx context.Context, tx *sql.Tx, items []chat.New
 // lockSessions locks the sessions (in id order on PostgreSQL; SQLite has
 // one writer anyway) and returns their last_seq and which of users are
 // members of which.
-func (s *Store) lockSessions(ctx context.Context, tx *sql.Tx, sessions, users []string) (map[string]int64, map[memberKey]bool, error) {
-	q := `SELECT s.id, s.last_seq, m.user_id FROM chat_sessions s
+func (s *Store) lockSessions(ctx context.Context, tx *sql.Tx, sessions, users []string) (map[string]int64, map[memberKey]bool, map[string]int64, error) {
+	q := `SELECT s.id, s.last_seq, s.members_version, m.user_id FROM chat_sessions s
 		LEFT JOIN chat_session_members m ON m.session_id = s.id AND m.user_id IN (` + placeholders(len(users)) + `)
 		WHERE s.id IN (` + placeholders(len(sessions)) + `) ORDER BY s.id`
-	if s.d.Name == DriverPostgres {
+	if s.d.Name == config.DriverPostgres {
 		q += ` FOR UPDATE OF s`
 	}
 	args := make([]any, 0, len(users)+len(sessions))
@@ -116,26 +118,27 @@ func (s *Store) lockSessions(ctx context.Context, tx *sql.Tx, sessions, users []
 	}
 	rows, err := tx.QueryContext(ctx, s.d.Rebind(q), args...)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	defer rows.Close()
 	lastSeq := make(map[string]int64, len(sessions))
+	versions := make(map[string]int64, len(sessions))
 	members := make(map[memberKey]bool, len(users))
 	for rows.Next() {
 		var (
-			id   string
-			seq  int64
-			user sql.NullString
+			id       string
+			seq, ver int64
+			user     sql.NullString
 		)
-		if err := rows.Scan(&id, &seq, &user); err != nil {
-			return nil, nil, err
+		if err := rows.Scan(&id, &seq, &ver, &user); err != nil {
+			return nil, nil, nil, err
 		}
-		lastSeq[id] = seq
+		lastSeq[id], versions[id] = seq, ver
 		if user.Valid {
 			members[memberKey{id, user.String}] = true
 		}
 	}
-	return lastSeq, members, rows.Err()
+	return lastSeq, members, versions, rows.Err()
 }
 
 // findStored fills byID and byClient with the stored messages that items
@@ -167,15 +170,16 @@ func (s *Store) findStored(ctx context.Context, tx *sql.Tx, items []chat.NewMess
 	defer rows.Close()
 	for rows.Next() {
 		var (
-			session string
-			msg     chat.Message
-			cid     sql.NullString
-			created timeCol
+			session                  string
+			msg                      chat.Message
+			cid                      sql.NullString
+			created, edited, deleted timeCol
 		)
-		if err := rows.Scan(&session, &msg.ID, &msg.Seq, &msg.SenderID, &cid, &msg.Content, &created); err != nil {
+		if err := rows.Scan(&session, &msg.ID, &msg.Seq, &msg.SenderID, &cid, &msg.Content, &created, &edited, &deleted); err != nil {
 			return err
 		}
 		msg.SessionID, msg.ClientMessageID, msg.CreatedAt = session, cid.String, created.T
+		setEdits(&msg, edited, deleted)
 		byID[msg.ID] = msg
 		if cid.Valid {
 			byClient[clientKey{session, msg.SenderID, cid.String}] = msg
@@ -192,7 +196,7 @@ func (s *Store) bumpSessions(ctx context.Context, tx *sql.Tx, lastSeq map[string
 	}
 	slices.Sort(ids)
 	timeParam := "?"
-	if s.d.Name == DriverPostgres {
+	if s.d.Name == config.DriverPostgres {
 		timeParam = "CAST(? AS timestamptz)" // a bare parameter inside CASE has no type
 	}
 	var seqCase, timeCase strings.Builder

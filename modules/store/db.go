@@ -58,7 +58,7 @@ func openPool(cfg config.Storage) (*DB, error) {
 		return nil, err
 	}
 	dsn := cfg.DSN
-	if d.Name == DriverSQLite {
+	if d.Name == config.DriverSQLite {
 		if dsn, err = sqliteDSN(dsn); err != nil {
 			return nil, fmt.Errorf("storage: open sqlite: %w", err)
 		}
@@ -95,7 +95,7 @@ func (db *DB) migrate(ctx context.Context) (int64, error) {
 		goose.WithDisableGlobalRegistry(true),
 		goose.WithLogger(goose.NopLogger()),
 	}
-	if db.Dialect.Name == DriverPostgres {
+	if db.Dialect.Name == config.DriverPostgres {
 		locker, err := lock.NewPostgresSessionLocker(lock.WithLockTimeout(1, 300))
 		if err != nil {
 			return 0, err

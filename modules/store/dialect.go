@@ -9,13 +9,8 @@ import (
 
 	"github.com/pressly/goose/v3"
 
+	"github.com/chat-service/chat/config"
 	"github.com/chat-service/chat/migrations"
-)
-
-// Driver names as chat.yaml spells them (storage.driver).
-const (
-	DriverSQLite   = "sqlite"
-	DriverPostgres = "postgres"
 )
 
 // Dialect is everything that differs between the two databases, kept in one
@@ -46,10 +41,10 @@ type Dialect struct {
 // DialectFor returns the dialect of a storage.driver value.
 func DialectFor(driver string) (Dialect, error) {
 	switch driver {
-	case DriverSQLite:
-		return Dialect{Name: DriverSQLite, SQLDriver: "sqlite", Goose: goose.DialectSQLite3, SingleWriter: true}, nil
-	case DriverPostgres:
-		return Dialect{Name: DriverPostgres, SQLDriver: "pgx", Goose: goose.DialectPostgres, Numbered: true}, nil
+	case config.DriverSQLite:
+		return Dialect{Name: config.DriverSQLite, SQLDriver: "sqlite", Goose: goose.DialectSQLite3, SingleWriter: true}, nil
+	case config.DriverPostgres:
+		return Dialect{Name: config.DriverPostgres, SQLDriver: "pgx", Goose: goose.DialectPostgres, Numbered: true}, nil
 	default:
 		return Dialect{}, fmt.Errorf("storage: unknown driver %q (want sqlite or postgres)", driver)
 	}
@@ -57,7 +52,7 @@ func DialectFor(driver string) (Dialect, error) {
 
 // Migrations returns the embedded schema of the dialect.
 func (d Dialect) Migrations() fs.FS {
-	if d.Name == DriverPostgres {
+	if d.Name == config.DriverPostgres {
 		return migrations.Postgres()
 	}
 	return migrations.SQLite()
@@ -86,7 +81,7 @@ func (d Dialect) Rebind(query string) string {
 
 // Time is the argument a timestamp column takes.
 func (d Dialect) Time(t time.Time) any {
-	if d.Name == DriverSQLite {
+	if d.Name == config.DriverSQLite {
 		return t.UnixMilli()
 	}
 	return t.UTC().Truncate(time.Millisecond)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/chat-service/chat/config"
 	"github.com/chat-service/chat/modules/chat"
 )
 
@@ -72,8 +73,8 @@ func TestSQLiteDSN(t *testing.T) {
 
 func TestRebind(t *testing.T) {
 	t.Parallel()
-	pg, _ := DialectFor(DriverPostgres)
-	lite, _ := DialectFor(DriverSQLite)
+	pg, _ := DialectFor(config.DriverPostgres)
+	lite, _ := DialectFor(config.DriverSQLite)
 	const q = `SELECT a FROM t WHERE b = ? AND c IN (?, ?)`
 	if got := pg.Rebind(q); got != `SELECT a FROM t WHERE b = $1 AND c IN ($2, $3)` {
 		t.Errorf("postgres: %s", got)

@@ -77,7 +77,7 @@ func (s *Store) appendOne(ctx context.Context, tx *sql.Tx, st *stmts, m chat.New
 		ClientMessageID: m.ClientMessageID, Content: m.Content, CreatedAt: orNow(m.CreatedAt),
 	}
 	err := tx.StmtContext(ctx, st.bumpSeq).QueryRowContext(ctx,
-		s.d.Time(msg.CreatedAt.Time), m.SessionID, m.SessionID, m.SenderID).Scan(&msg.Seq)
+		s.d.Time(msg.CreatedAt.Time), m.SessionID, m.SessionID, m.SenderID).Scan(&msg.Seq, &msg.MembersVersion)
 	if errors.Is(err, sql.ErrNoRows) {
 		return msg, false, errNotFound()
 	}
@@ -102,14 +102,15 @@ func (s *Store) appendOne(ctx context.Context, tx *sql.Tx, st *stmts, m chat.New
 // scanMessage scans messageCols.
 func scanMessage(row interface{ Scan(...any) error }, sessionID string) (chat.Message, error) {
 	var (
-		msg     chat.Message
-		cid     sql.NullString
-		created timeCol
+		msg                      chat.Message
+		cid                      sql.NullString
+		created, edited, deleted timeCol
 	)
-	if err := row.Scan(&msg.ID, &msg.Seq, &msg.SenderID, &cid, &msg.Content, &created); err != nil {
+	if err := row.Scan(&msg.ID, &msg.Seq, &msg.SenderID, &cid, &msg.Content, &created, &edited, &deleted); err != nil {
 		return chat.Message{}, err
 	}
 	msg.SessionID, msg.ClientMessageID, msg.CreatedAt = sessionID, cid.String, created.T
+	setEdits(&msg, edited, deleted)
 	return msg, nil
 }
 

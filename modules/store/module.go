@@ -9,7 +9,6 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -17,11 +16,10 @@ import (
 
 	"github.com/chat-service/chat/config"
 	"github.com/chat-service/chat/modules/chat"
-	"github.com/chat-service/chat/modules/httpserver"
 )
 
-// Module provides *DB, *sql.DB, Dialect, chat.Store and the "database"
-// readiness check. The database is pinged and migrated in OnStart, then the
+// Module provides *DB, *sql.DB, Dialect and *Store (also as chat.Store;
+// the platform adds its Ping to /readyz as "database"). The database is pinged and migrated in OnStart, then the
 // store prepares its statements; in OnStop the store closes them and then
 // the pool closes.
 var Module = fx.Module("store",
@@ -31,7 +29,6 @@ var Module = fx.Module("store",
 		func(db *DB) *sql.DB { return db.SQL },
 		func(db *DB) Dialect { return db.Dialect },
 		fx.Annotate(newStore, fx.As(new(chat.Store)), fx.As(fx.Self())),
-		httpserver.AsCheck(NewCheck),
 	),
 	fx.Invoke(registerMetrics),
 )
@@ -84,18 +81,6 @@ func newStore(lc fx.Lifecycle, db *DB) *Store {
 		OnStop: func(context.Context) error { return s.Close() },
 	})
 	return s
-}
-
-// PingTimeout bounds the readiness check.
-const PingTimeout = 2 * time.Second
-
-// NewCheck is the /readyz check of the database.
-func NewCheck(s chat.Store) httpserver.Check {
-	return httpserver.Check{Name: "database", Fn: func(ctx context.Context) error {
-		ctx, cancel := context.WithTimeout(ctx, PingTimeout)
-		defer cancel()
-		return s.Ping(ctx)
-	}}
 }
 
 // registerMetrics exports the pool's statistics (go_sql_* with db="chat").

@@ -26,12 +26,12 @@ func (s *Store) CreateSession(ctx context.Context, ns chat.NewSession, inTx chat
 		LastActivity: created, Participants: make([]chat.Participant, len(users)),
 	}
 	for i, u := range users {
-		sess.Participants[i] = chat.Participant{UserID: u}
+		sess.Participants[i] = chat.Participant{UserID: u, Role: roleOf(u, ns.CreatorID)}
 	}
 	exists := false
 	err = s.write(ctx, func(tx *sql.Tx) (bool, error) {
 		res, err := tx.StmtContext(ctx, st.insertSession).ExecContext(ctx,
-			ns.ID, ns.Type, ns.Title, nullString(ns.DirectKey), s.d.Time(created.Time))
+			ns.ID, ns.Type, ns.Title, nullString(ns.DirectKey), s.d.Time(created.Time), nullString(ns.CreatorID))
 		if err != nil {
 			return false, err
 		}
@@ -128,12 +128,24 @@ func (s *Store) Sessions(ctx context.Context, userID string, limit int, after *c
 // sessions runs a sessionSelect query, then loads the participants of every
 // returned session in one more query.
 func (s *Store) sessions(ctx context.Context, st *stmts, query *sql.Stmt, args ...any) ([]chat.Session, error) {
+	return s.sessionsIn(ctx, nil, st, query, args...)
+}
+
+// sessionsIn is sessions, inside tx when it is not nil.
+func (s *Store) sessionsIn(ctx context.Context, tx *sql.Tx, st *stmts, query *sql.Stmt, args ...any) ([]chat.Session, error) {
+	one, q := st.participantsOfOne, s.db.QueryContext
+	if tx != nil {
+		query, one, q = tx.StmtContext(ctx, query), tx.StmtContext(ctx, one), tx.QueryContext
+	}
 	rows, err := query.QueryContext(ctx, args...)
 	if err != nil {
 		return nil, classify(err)
 	}
 	defer rows.Close()
-	var list []chat.Session
+	var (
+		list     []chat.Session
+		creators []string // creator of list[i]; "" unknown
+	)
 	byID := map[string]int{}
 	for rows.Next() {
 		var (
@@ -142,10 +154,11 @@ func (s *Store) sessions(ctx context.Context, st *stmts, query *sql.Stmt, args .
 			created, lastMsgAt, lmT timeCol
 			lastRead                int64
 			lmID, lmSender, lmCID   sql.NullString
-			lmContent               sql.NullString
+			lmContent, creator      sql.NullString
+			lmEdited, lmDeleted     timeCol
 		)
 		if err := rows.Scan(&ss.ID, &ss.Type, &title, &ss.LastSeq, &created, &lastMsgAt, &lastRead,
-			&ss.Unread, &lmID, &lmSender, &lmCID, &lmContent, &lmT); err != nil {
+			&ss.Unread, &lmID, &lmSender, &lmCID, &lmContent, &lmT, &lmEdited, &lmDeleted, &creator); err != nil {
 			return nil, classify(err)
 		}
 		if title.Valid {
@@ -160,8 +173,10 @@ func (s *Store) sessions(ctx context.Context, st *stmts, query *sql.Stmt, args .
 				ID: lmID.String, SessionID: ss.ID, Seq: ss.LastSeq, SenderID: lmSender.String,
 				ClientMessageID: lmCID.String, Content: lmContent.String, CreatedAt: lmT.T,
 			}
+			setEdits(ss.LastMessage, lmEdited, lmDeleted)
 		}
 		byID[ss.ID] = len(list)
+		creators = append(creators, creator.String)
 		list = append(list, ss)
 	}
 	if err := rows.Err(); err != nil {
@@ -176,9 +191,9 @@ func (s *Store) sessions(ctx context.Context, st *stmts, query *sql.Stmt, args .
 	}
 	var prows *sql.Rows
 	if len(ids) == 1 {
-		prows, err = st.participantsOfOne.QueryContext(ctx, ids...)
+		prows, err = one.QueryContext(ctx, ids...)
 	} else {
-		prows, err = s.db.QueryContext(ctx, s.d.Rebind(fmt.Sprintf(s.q.participants, placeholders(len(ids)))), ids...)
+		prows, err = q(ctx, s.d.Rebind(fmt.Sprintf(s.q.participants, placeholders(len(ids)))), ids...)
 	}
 	if err != nil {
 		return nil, classify(err)
@@ -193,26 +208,11 @@ func (s *Store) sessions(ctx context.Context, st *stmts, query *sql.Stmt, args .
 			return nil, classify(err)
 		}
 		if i, ok := byID[sid]; ok {
+			p.Role = roleOf(p.UserID, creators[i])
 			list[i].Participants = append(list[i].Participants, p)
 		}
 	}
 	return list, classify(prows.Err())
-}
-
-// Participants returns the user ids of a session.
-func (s *Store) Participants(ctx context.Context, sessionID string) ([]string, error) {
-	st, err := s.stmts(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("participants of session %s: %w", sessionID, err)
-	}
-	users, err := participantIDs(ctx, st.participantIDs, sessionID)
-	if err != nil {
-		return nil, fmt.Errorf("participants of session %s: %w", sessionID, classify(err))
-	}
-	if len(users) == 0 {
-		return nil, fmt.Errorf("participants of session %s: %w", sessionID, errNotFound())
-	}
-	return users, nil
 }
 
 // participantIDs runs the participantIDs statement (or its form in a

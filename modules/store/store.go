@@ -136,9 +136,10 @@ const sessionSelect = `
 SELECT p.id, p.type, p.title, p.last_seq, p.created_at, p.last_message_at, p.last_read_seq,
        (SELECT COUNT(*) FROM chat_messages c
          WHERE c.session_id = p.id AND c.seq > p.last_read_seq AND c.sender_id <> ?),
-       lm.id, lm.sender_id, lm.client_message_id, lm.content, lm.created_at
+       lm.id, lm.sender_id, lm.client_message_id, lm.content, lm.created_at,
+       lm.edited_at, lm.deleted_at, p.creator_id
 FROM (
-    SELECT s.id, s.type, s.title, s.last_seq, s.created_at, s.last_message_at, mb.last_read_seq,
+    SELECT s.id, s.type, s.title, s.last_seq, s.created_at, s.last_message_at, mb.last_read_seq, s.creator_id,
            COALESCE(s.last_message_at, s.created_at) AS activity
     FROM chat_session_members mb
     JOIN chat_sessions s ON s.id = mb.session_id
@@ -147,7 +148,7 @@ FROM (
 LEFT JOIN chat_messages lm ON lm.session_id = p.id AND lm.seq = p.last_seq
 ORDER BY p.activity DESC, p.id DESC`
 
-const messageCols = `id, seq, sender_id, client_message_id, content, created_at`
+const messageCols = `id, seq, sender_id, client_message_id, content, created_at, edited_at, deleted_at`
 
 // memberFilter returns rows only to a member, so the common case needs no
 // separate membership query; it is not correlated, so it runs once.
@@ -160,8 +161,8 @@ func buildQueries(d Dialect) queries {
 	participants := `SELECT session_id, user_id, last_read_seq FROM chat_session_members
 			WHERE session_id IN (%s) ORDER BY session_id, joined_at, user_id`
 	return queries{
-		insertSession: r(`INSERT INTO chat_sessions (id, type, title, direct_key, last_seq, created_at)
-			VALUES (?, ?, ?, ?, 0, ?) ON CONFLICT (direct_key) DO NOTHING`),
+		insertSession: r(`INSERT INTO chat_sessions (id, type, title, direct_key, last_seq, created_at, creator_id)
+			VALUES (?, ?, ?, ?, 0, ?, ?) ON CONFLICT (direct_key) DO NOTHING`),
 		insertMemberPrefix: `INSERT INTO chat_session_members (session_id, user_id, last_read_seq, joined_at) VALUES `,
 		sessionByDirectKey: r(`SELECT id FROM chat_sessions WHERE direct_key = ?`),
 		sessionOne:         r(fmt.Sprintf(sessionSelect, `AND s.id = ?`)),
@@ -180,7 +181,7 @@ func buildQueries(d Dialect) queries {
 			ORDER BY COALESCE(s.last_message_at, s.created_at) DESC, s.id DESC`),
 		bumpSeq: r(`UPDATE chat_sessions SET last_seq = last_seq + 1, last_message_at = ?
 			WHERE id = ? AND EXISTS (SELECT 1 FROM chat_session_members WHERE session_id = ? AND user_id = ?)
-			RETURNING last_seq`),
+			RETURNING last_seq, members_version`),
 		messageByClientID: r(`SELECT ` + messageCols + ` FROM chat_messages
 			WHERE session_id = ? AND sender_id = ? AND client_message_id = ?`),
 		messageByID: r(`SELECT ` + messageCols + ` FROM chat_messages WHERE id = ? AND session_id = ?`),

@@ -19,7 +19,6 @@ import (
 
 	"github.com/chat-service/chat/config"
 	"github.com/chat-service/chat/modules/chat"
-	"github.com/chat-service/chat/modules/httpserver"
 	"github.com/chat-service/chat/modules/store"
 	"github.com/chat-service/chat/modules/store/storetest"
 )
@@ -140,7 +139,7 @@ func TestPostgresComesBack(t *testing.T) {
 	n := 0
 	roundTrip := func() error { // a send and the reads around it
 		n++
-		if _, err := s.Participants(ctx, sess.ID); err != nil {
+		if _, _, err := s.Participants(ctx, sess.ID); err != nil {
 			return err
 		}
 		m, _, err := s.AppendMessage(ctx, chat.NewMessage{ID: uuid.Must(uuid.NewV7()).String(), SessionID: sess.ID,
@@ -250,23 +249,16 @@ func TestModule(t *testing.T) {
 	storetest.Backends(t, func(t *testing.T, cfg config.Storage) {
 		t.Parallel()
 		reg := prometheus.NewRegistry()
-		var (
-			s      chat.Store
-			checks []httpserver.Check
-		)
+		var s chat.Store
 		app := fxtest.New(t,
 			fx.Supply(cfg, slog.New(slog.DiscardHandler)),
 			fx.Provide(func() prometheus.Registerer { return reg }),
 			store.Module,
 			fx.Populate(&s),
-			fx.Invoke(fx.Annotate(func(c []httpserver.Check) { checks = c }, fx.ParamTags(httpserver.CheckGroup))),
 		)
 		app.RequireStart()
-		if len(checks) != 1 || checks[0].Name != "database" {
-			t.Fatalf("readiness checks = %+v, want one named database", checks)
-		}
-		if err := checks[0].Fn(context.Background()); err != nil {
-			t.Fatalf("database check: %v", err)
+		if err := s.Ping(context.Background()); err != nil {
+			t.Fatalf("ping: %v", err)
 		}
 		if _, _, err := s.Sessions(context.Background(), "alice", 10, nil); err != nil {
 			t.Fatalf("Sessions through fx: %v", err)
@@ -280,7 +272,7 @@ func TestModule(t *testing.T) {
 			t.Fatalf("pool metrics not registered (err=%v)", err)
 		}
 		app.RequireStop()
-		assertUnavailable(t, "check after stop", checks[0].Fn(context.Background()))
+		assertUnavailable(t, "ping after stop", s.Ping(context.Background()))
 	})
 }
 

@@ -45,6 +45,7 @@ type ClientConfig struct {
 	SockJS          bool `json:"sockjs"`          // SockJS fallback available at /ws
 	Typing          bool `json:"typing"`          // send /app/chat.typing
 	MaxMessageBytes int  `json:"maxMessageBytes"` // limits.max_message_bytes
+	Presence        bool `json:"presence"`        // GET /api/chat/presence and presence events
 }
 
 // Params are the sections the client config is read from.
@@ -93,6 +94,7 @@ func New(p Params) (*Handler, error) {
 		SockJS:          p.Features.SockJS,
 		Typing:          p.Features.Typing,
 		MaxMessageBytes: p.Limits.MaxMessageBytes,
+		Presence:        p.Features.Presence,
 	})
 	if err != nil {
 		return nil, err

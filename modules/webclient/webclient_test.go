@@ -122,12 +122,13 @@ func TestClientConfig(t *testing.T) {
 		set  func(*config.Config)
 		want webclient.ClientConfig
 	}{
-		{"embedded default", nil, webclient.ClientConfig{DevTokens: true, SockJS: true, Typing: true, MaxMessageBytes: 4096}},
+		{"embedded default", nil, webclient.ClientConfig{DevTokens: true, SockJS: true, Typing: true, MaxMessageBytes: 4096, Presence: true}},
 		{"production-like", func(c *config.Config) {
 			c.Auth.Dev.Enabled = false
 			c.Features.SockJS = false
 			c.Features.Typing = false
 			c.Limits.MaxMessageBytes = 1000
+			c.Features.Presence = false
 		}, webclient.ClientConfig{MaxMessageBytes: 1000}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -45,7 +45,7 @@ func TestShippedChatYAML(t *testing.T) {
 	if cfg.Provider != "stub" {
 		t.Errorf("shipped profiles.provider = %q, want stub", cfg.Provider)
 	}
-	if err := profiles.Validate(cfg); err != nil {
+	if _, err := profiles.Build(cfg, profiles.Env{}); err != nil {
 		t.Fatalf("shipped profiles config: %v", err)
 	}
 	for name, want := range map[string]string{
@@ -54,7 +54,7 @@ func TestShippedChatYAML(t *testing.T) {
 	} {
 		c := cfg
 		c.Provider = name
-		if err := profiles.Validate(c); err == nil || !strings.HasPrefix(err.Error(), want) {
+		if _, err := profiles.Build(c, profiles.Env{}); err == nil || !strings.HasPrefix(err.Error(), want) {
 			t.Errorf("shipped %s section: %v, want only %q (nothing unknown)", name, err, want)
 		}
 	}

@@ -331,10 +331,10 @@ func TestDirectoryOverFlairBit(t *testing.T) {
 		}
 	}
 	deadline := time.After(5 * time.Second)
-	for dir.BreakerState() != "open" {
+	for dir.Breaker().State() != "open" {
 		select {
 		case <-deadline:
-			t.Fatalf("breaker %s, want open", dir.BreakerState())
+			t.Fatalf("breaker %s, want open", dir.Breaker().State())
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
@@ -354,11 +354,11 @@ func TestDirectoryOverFlairBit(t *testing.T) {
 	for dir.Lookup(t.Context(), []string{"bob"})["bob"] != profilestest.Users[1] {
 		select {
 		case <-deadline:
-			t.Fatalf("no recovery; breaker %s", dir.BreakerState())
+			t.Fatalf("no recovery; breaker %s", dir.Breaker().State())
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	if s := dir.BreakerState(); s != "closed" {
+	if s := dir.Breaker().State(); s != "closed" {
 		t.Errorf("breaker %s after recovery, want closed", s)
 	}
 }

@@ -325,6 +325,39 @@ async function run(svc) {
     await pb.getByRole('button', { name: 'Back to conversations' }).click();
     await pb.locator('[data-testid="session-item"]', { hasText: 'Lunch crew' }).waitFor({ timeout: WAIT });
     assert.equal(await pb.locator('[data-testid="session-item"]').count(), 2);
+
+    // In the group: Alice edits and deletes her message and Bob sees both
+    // live; Alice adds Dave and Bob sees him among the members; Bob leaves:
+    // the group goes from his list and he from Alice's member line.
+    const group = pb.locator('[data-testid="session-item"]', { hasText: 'Lunch crew' });
+    const bubble = (page, seq) => page.evaluate((n) =>
+      document.querySelector(`[data-testid="message"][data-seq="${n}"] .bubble`)?.textContent, seq);
+    await id(pa, 'composer').fill('Lunch at 1?');
+    await id(pa, 'send').click();
+    await message(pa, 1).waitFor({ timeout: WAIT });
+    await group.click();
+    await message(pb, 1).waitFor({ timeout: WAIT });
+    pa.once('dialog', (d) => d.accept('Lunch at 2?'));
+    await message(pa, 1).getByRole('button', { name: 'Edit' }).click();
+    await pb.waitForFunction(() => document.querySelector('[data-testid="message"][data-seq="1"] .bubble')
+      ?.textContent === 'Lunch at 2?', null, { timeout: WAIT });
+    assert.match(await message(pb, 1).locator('.meta').textContent(), /edited/);
+    pa.once('dialog', (d) => d.accept());
+    await message(pa, 1).getByRole('button', { name: 'Delete' }).click();
+    await pb.locator('[data-testid="message"][data-seq="1"].deleted').waitFor({ timeout: WAIT });
+    assert.equal(await bubble(pb, 1), 'Message deleted');
+    assert.equal(await bubble(pa, 1), 'Message deleted');
+    const dave = `dave${Date.now() % 100000}`;
+    pa.once('dialog', (d) => d.accept(dave));
+    await pa.getByRole('button', { name: 'Add people' }).click();
+    // (names may come capitalized from the profile provider)
+    const members = (u) => document.getElementById('thread-members').textContent.toLowerCase().includes(u.toLowerCase());
+    await pb.waitForFunction(members, dave, { timeout: WAIT });
+    pb.once('dialog', (d) => d.accept());
+    await pb.getByRole('button', { name: 'Leave' }).click();
+    await group.waitFor({ state: 'detached', timeout: WAIT });
+    await pa.waitForFunction((u) => !document.getElementById('thread-members').textContent.toLowerCase().includes(u.toLowerCase()), bob, { timeout: WAIT });
+    await pa.screenshot({ path: path.join(artifacts, `web-client-${tag}-group.png`) });
     assert.deepEqual(errors.filter((e) => !/WebSocket|ERR_CONNECTION_REFUSED|502|503|Failed to load resource/.test(e)), []);
   } finally {
     await browser.close();

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chat-service/chat/modules/platform/platformtest/rabbitmqtest"
 	"github.com/chat-service/chat/modules/platform/platformtest/tcpproxy"
 )
 
@@ -38,6 +39,40 @@ func TestFaultKill9(t *testing.T) {
 	a.kill9(t)
 	time.Sleep(4 * time.Second)
 	tr.finish("alice")
+}
+
+// TestFaultRabbitMQRestart (c): RabbitMQ restarts while events are in
+// flight, and sending stops right after. Instance b is paused (SIGSTOP)
+// first, so that events pile up in its relay queue; the broker stops (with
+// relay.amqp.persistent off it drops them), b resumes, the broker starts,
+// and the senders stop. Subscribers that stay on one connection each, and
+// never resubscribe, still end with every seq: b's relay consumer resumes
+// and b recovers the lost messages from the store; with persistent events
+// the broker kept them. It restarts the shared broker, so it runs only when
+// TEST_CHAT_RABBITMQ_RESTART=1 (.ci/run does, alone).
+func TestFaultRabbitMQRestart(t *testing.T) {
+	rabbitmqtest.RequireRestart(t)
+	for _, persistent := range []string{"false", "true"} {
+		t.Run("persistent="+persistent, func(t *testing.T) {
+			c := newCluster(t)
+			c.extra = append(c.extra, "relay.amqp.persistent="+persistent)
+			a, b := c.start("a"), c.start("b")
+			sid := createSession(t, a, "alice", "bob", "carol")
+			tr := newTraffic(t, sid, a, b)
+			tr.subscribeSteady("bob", 0)                           // on a
+			tr.subscribeSteady("carol", 1)                         // on b
+			tr.subscribeSteady("bob", 1)                           // a second device, on b
+			tr.restSender("alice", "rest", 10*time.Millisecond, a) // b only receives: it is paused below
+			time.Sleep(2 * time.Second)
+
+			b.pause(t)
+			time.Sleep(time.Second) // a stores and publishes; b's queue fills
+			rabbitmqtest.StopApp(t)
+			b.resume(t)
+			rabbitmqtest.StartApp(t)
+			tr.finish("alice")
+		})
+	}
 }
 
 // TestFaultPostgresDown (b): PostgreSQL is unreachable for 10 s (the TCP

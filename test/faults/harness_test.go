@@ -182,6 +182,21 @@ func (c *cluster) start(name string) *instance {
 	}
 }
 
+// pause stops the process (SIGSTOP) until resume (SIGCONT): its sockets
+// stay open and nothing is read from them.
+func (in *instance) pause(t *testing.T) {
+	if err := in.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = in.cmd.Process.Signal(syscall.SIGCONT) }) // never leave it stopped
+}
+
+func (in *instance) resume(t *testing.T) {
+	if err := in.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // kill9 ends the instance with SIGKILL: no drain, no goodbye.
 func (in *instance) kill9(t *testing.T) {
 	if err := in.cmd.Process.Signal(syscall.SIGKILL); err != nil {
@@ -275,9 +290,18 @@ func history(t *testing.T, in *instance, user, sid string) []message {
 type stompConn struct {
 	ws  *websocket.Conn
 	dec *stomp.Decoder
+	// beats: the server sends heart-beats, and next returns (nil, nil) after
+	// a read that completed no frame, so a quiet connection can be watched
+	// without a read timeout (after which gorilla cannot read on).
+	beats bool
 }
 
-func dialSTOMP(in *instance, tok string) (*stompConn, error) {
+// dialSteady connects with server heart-beats every 500 ms.
+func dialSteady(in *instance, tok string) (*stompConn, error) {
+	return dialSTOMP(in, tok, "heart-beat", "0,500")
+}
+
+func dialSTOMP(in *instance, tok string, headers ...string) (*stompConn, error) {
 	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second}
 	ws, _, err := d.Dial(in.ws()+"/ws?access_token="+url.QueryEscape(tok), nil)
 	if err != nil {
@@ -285,7 +309,7 @@ func dialSTOMP(in *instance, tok string) (*stompConn, error) {
 	}
 	c := &stompConn{ws: ws, dec: stomp.NewDecoder(1 << 20)}
 	c.dec.SetVersion(stomp.V12)
-	if err := c.send(frame.New(frame.CONNECT, "accept-version", "1.2", "host", "chat")); err != nil {
+	if err := c.send(frame.New(frame.CONNECT, append([]string{"accept-version", "1.2", "host", "chat"}, headers...)...)); err != nil {
 		ws.Close()
 		return nil, err
 	}
@@ -294,6 +318,7 @@ func dialSTOMP(in *instance, tok string) (*stompConn, error) {
 		ws.Close()
 		return nil, fmt.Errorf("CONNECT: %v %v", f, err)
 	}
+	c.beats = len(headers) > 0
 	return c, nil
 }
 
@@ -313,6 +338,9 @@ func (c *stompConn) next(timeout time.Duration) (*frame.Frame, error) {
 			return nil, err
 		}
 		c.dec.Write(b)
+		if c.beats {
+			return c.dec.Next()
+		}
 	}
 }
 
@@ -368,10 +396,10 @@ func (tr *traffic) stopped() bool {
 	}
 }
 
-// restSender sends over REST round-robin, retrying each clientMessageId
-// until the service accepts it. REST answers other than 201, 200 and 503
-// are problems.
-func (tr *traffic) restSender(user, prefix string, every time.Duration) {
+// restSender sends over REST round-robin (or to the instances named in
+// only), retrying each clientMessageId until the service accepts it. REST
+// answers other than 201, 200 and 503 are problems.
+func (tr *traffic) restSender(user, prefix string, every time.Duration, only ...*instance) {
 	tr.senders.Add(1)
 	go func() {
 		defer tr.senders.Done()
@@ -380,6 +408,9 @@ func (tr *traffic) restSender(user, prefix string, every time.Duration) {
 			cmid := fmt.Sprintf("%s-%d", prefix, i)
 			for attempt := 0; ; attempt++ {
 				live := tr.live(i + attempt)
+				if len(only) > 0 {
+					live = only
+				}
 				if len(live) == 0 {
 					tr.problem("no instance left")
 					return
@@ -506,13 +537,25 @@ type subscriber struct {
 	tr   *traffic
 	user string
 	home int
+	// steady: one connection for the whole test; its end is a problem, and
+	// the subscriber never resubscribes with since-seq to fill a gap.
+	steady bool
 
 	mu   sync.Mutex
 	seen map[int64]string // seq → message id
 }
 
 func (tr *traffic) subscribe(user string, home int) *subscriber {
-	s := &subscriber{tr: tr, user: user, home: home, seen: map[int64]string{}}
+	return tr.start(&subscriber{tr: tr, user: user, home: home, seen: map[int64]string{}})
+}
+
+// subscribeSteady subscribes once, with server heart-beats, and stays: what
+// it misses it can only get from the service, unasked.
+func (tr *traffic) subscribeSteady(user string, home int) *subscriber {
+	return tr.start(&subscriber{tr: tr, user: user, home: home, steady: true, seen: map[int64]string{}})
+}
+
+func (tr *traffic) start(s *subscriber) *subscriber {
 	tr.subs = append(tr.subs, s)
 	tr.wg.Add(1)
 	go func() {
@@ -553,13 +596,21 @@ func (s *subscriber) run() {
 		if len(live) == 0 {
 			return
 		}
-		c, err := dialSTOMP(live[0], tok)
+		dial := dialSTOMP
+		if s.steady {
+			dial = func(in *instance, tok string, _ ...string) (*stompConn, error) { return dialSteady(in, tok) }
+		}
+		c, err := dial(live[0], tok)
 		if err != nil {
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}
 		s.follow(c, live[0])
 		c.close()
+		if s.steady && !(s.tr.stopped() && s.done()) {
+			s.tr.problem("%s: the steady connection to %s ended with seqs 1..%d", s.user, live[0].name, s.contiguous())
+			return
+		}
 	}
 }
 
@@ -579,9 +630,16 @@ func (s *subscriber) follow(c *stompConn, in *instance) {
 		if s.tr.stopped() && s.done() {
 			return
 		}
-		f, err := c.next(3 * time.Second)
-		if err != nil { // gone, or quiet for 3 s (gorilla cannot read on after a timeout): resubscribe anew
+		quiet := 3 * time.Second
+		if s.steady {
+			quiet = 30 * time.Second // heart-beats keep it short unless the instance is paused
+		}
+		f, err := c.next(quiet)
+		if err != nil { // gone, or quiet for that long (gorilla cannot read on after a timeout): resubscribe anew
 			return
+		}
+		if f == nil { // a heart-beat
+			continue
 		}
 		if f.Command == frame.ERROR {
 			return

@@ -9,8 +9,10 @@
 //                     INTEROP_JWT_AUDIENCE (deploy/local-cluster.sh's
 //                     identity-provider stand-in). Unset: the service's
 //                     POST /api/dev/token (auth.dev.enabled) issues them.
+//   INTEROP_HMAC_SECRET the service's auth.jwt.hmac_secret: with it (and no
+//                     INTEROP_JWT_KEY), shortToken mints HS256 tokens here.
 import assert from 'node:assert/strict';
-import { createPrivateKey, sign } from 'node:crypto';
+import { createHmac, createPrivateKey, sign } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 
 export const base = process.env.INTEROP_URL;
@@ -53,3 +55,15 @@ export function mint(userId, ttl = 3600) {
 export const token = async (userId) => (process.env.INTEROP_JWT_KEY
   ? mint(userId)
   : (await api('POST', '/api/dev/token', null, { userId })).token);
+
+// shortToken is a client JWT for userId that expires in ttl seconds (the
+// dev issuer's tokens live for a day): RS256 with INTEROP_JWT_KEY, else
+// HS256 with INTEROP_HMAC_SECRET.
+export function shortToken(userId, ttl) {
+  if (process.env.INTEROP_JWT_KEY) return mint(userId, ttl);
+  const secret = process.env.INTEROP_HMAC_SECRET;
+  if (!secret) throw new Error('short-lived tokens need INTEROP_JWT_KEY or INTEROP_HMAC_SECRET');
+  const now = Math.floor(Date.now() / 1000);
+  const input = `${b64url(JSON.stringify({ alg: 'HS256', typ: 'JWT' }))}.${b64url(JSON.stringify({ sub: userId, iat: now, exp: now + ttl }))}`;
+  return `${input}.${b64url(createHmac('sha256', secret).update(input).digest())}`;
+}

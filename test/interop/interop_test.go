@@ -37,7 +37,8 @@ func TestBrowserClients(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, "--test", "--test-concurrency=1", "--test-reporter=spec", ".")
-	cmd.Env = append(os.Environ(), "INTEROP_URL="+app.URL, "NODE_ENV=production")
+	cmd.Env = append(os.Environ(), "INTEROP_URL="+app.URL, "NODE_ENV=production",
+		"INTEROP_HMAC_SECRET="+platformtest.Secret) // refresh.test.mjs mints short-lived tokens
 	out, err := cmd.CombinedOutput()
 	t.Logf("node --test:\n%s", out)
 	if err != nil {

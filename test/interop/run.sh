@@ -39,6 +39,8 @@ trap cleanup EXIT
 # An ephemeral port: bind :0, read the port, release it for the server.
 port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
 export INTEROP_URL="http://127.0.0.1:$port"
+# refresh.test.mjs mints short-lived tokens with the service's secret.
+export INTEROP_HMAC_SECRET="interop-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 
 "$tmp/chat" -config "$root/chat.yaml" \
 	-set server.addr="127.0.0.1:$port" \
@@ -46,6 +48,7 @@ export INTEROP_URL="http://127.0.0.1:$port"
 	-set storage.dsn="file:$tmp/chat.db" \
 	-set relay.driver=memory \
 	-set auth.dev.enabled=true \
+	-set auth.jwt.hmac_secret="$INTEROP_HMAC_SECRET" \
 	-set features.sockjs=true \
 	-set log.level=warn >"$tmp/server.log" 2>&1 &
 server_pid=$!

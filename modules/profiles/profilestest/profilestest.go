@@ -231,19 +231,20 @@ func Run(t *testing.T, p profiles.Provider, opts ...Option) {
 // TestConfig is a config.Profiles for tests: small cache, short timeouts, a
 // breaker that opens after 3 failures and probes after 100ms.
 func TestConfig() config.Profiles {
-	return config.Profiles{
-		Provider: "test",
-		Cache:    config.ProfileCache{Size: 1000, TTL: time.Minute, NegativeTTL: 10 * time.Second, StaleFor: time.Hour},
-		Breaker:  config.Breaker{MaxFailures: 3, OpenTimeout: 100 * time.Millisecond},
-		Timeout:  time.Second,
-	}
+	cfg := config.Defaults().Profiles
+	cfg.Provider = "test"
+	cfg.Plugins = nil
+	cfg.Cache = config.ProfileCache{Size: 1000, TTL: time.Minute, NegativeTTL: 10 * time.Second, StaleFor: time.Hour}
+	cfg.Breaker = config.Breaker{MaxFailures: 3, OpenTimeout: 100 * time.Millisecond}
+	cfg.Timeout = time.Second
+	return cfg
 }
 
 // NewDirectory wraps p in the real decorators with TestConfig, closed by
 // t.Cleanup: what code using a profiles.Directory should test against.
-func NewDirectory(t testing.TB, p profiles.Provider) *profiles.Cache {
+func NewDirectory(t testing.TB, p profiles.Provider) *profiles.CachedDirectory {
 	t.Helper()
-	c, err := profiles.NewCache(profiles.CacheParams{Name: "test", Provider: p, Cfg: TestConfig()})
+	c, err := profiles.Decorate(profiles.DecorateParams{Name: "test", Provider: p, Cfg: TestConfig()})
 	if err != nil {
 		t.Fatalf("profilestest.NewDirectory: %v", err)
 	}

@@ -262,3 +262,40 @@ func Token(user string, exp time.Time) string {
 	}
 	return "test:" + user + ":" + strconv.FormatInt(exp.UnixMilli(), 10)
 }
+
+// Recover implements stomp.Chat.
+func (b *Backend) Recover(ctx context.Context, userID, sessionID string, afterSeq int64, since time.Time) ([]chat.Message, bool, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s, err := b.member(sessionID, userID)
+	if err != nil {
+		return nil, false, nil // no longer a participant: nothing to recover
+	}
+	var out []chat.Message
+	for _, m := range s.messages {
+		if (afterSeq >= 0 && m.Seq > afterSeq) || (afterSeq < 0 && !m.CreatedAt.Before(since)) {
+			out = append(out, m)
+		}
+	}
+	if len(out) > b.MaxReplay {
+		return nil, true, nil
+	}
+	return out, false, nil
+}
+
+// ActiveSessions implements stomp.Chat.
+func (b *Backend) ActiveSessions(ctx context.Context, userID string, since time.Time, limit int) ([]chat.SessionSeq, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []chat.SessionSeq
+	for id, s := range b.sessions {
+		if !slices.Contains(s.participants, userID) || len(s.messages) == 0 {
+			continue
+		}
+		last := s.messages[len(s.messages)-1]
+		if !last.CreatedAt.Before(since) && len(out) < limit {
+			out = append(out, chat.SessionSeq{SessionID: id, LastSeq: last.Seq})
+		}
+	}
+	return out, nil
+}

@@ -151,14 +151,14 @@ func testCreateGroupSession(t *testing.T, f *fixture) {
 	}
 	want := chat.Session{
 		ID: ns.ID, Type: chat.TypeGroup, Title: &title, CreatedAt: chat.NewTime(at),
-		Participants: []chat.Participant{{UserID: a}, {UserID: b}, {UserID: c}},
+		Participants: []chat.Participant{{UserID: a, Role: chat.RoleMember}, {UserID: b, Role: chat.RoleOwner}, {UserID: c, Role: chat.RoleMember}},
 		LastActivity: chat.NewTime(at),
 	}
 	equal(t, "created session", got, want)
 	for _, u := range []string{a, b, c} {
 		equal(t, "Session as "+u, f.session(ns.ID, u), want)
 	}
-	users, err := f.s.Participants(f.ctx, ns.ID)
+	users, _, err := f.s.Participants(f.ctx, ns.ID)
 	if err != nil {
 		t.Fatalf("Participants: %v", err)
 	}
@@ -236,7 +236,7 @@ func testNotParticipant(t *testing.T, f *fixture) {
 			}
 		})
 	}
-	if _, err := f.s.Participants(f.ctx, missing); !errors.Is(err, chat.ErrNotFound) {
+	if _, _, err := f.s.Participants(f.ctx, missing); !errors.Is(err, chat.ErrNotFound) {
 		t.Errorf("Participants(missing): err=%v, want ErrNotFound", err)
 	}
 	if got := f.session(sess.ID, a).LastSeq; got != 1 {

@@ -1,6 +1,7 @@
 // chat-service web client: plain JavaScript, no build step. REST (/api/chat/*)
 // loads sessions and history; STOMP over WebSocket (SockJS as a fallback)
-// brings live messages, typing and read events. Everything a user typed or
+// brings live messages, edits and deletes, membership changes, typing and
+// read events. Everything a user typed or
 // received is rendered with textContent, never as HTML.
 'use strict';
 
@@ -12,7 +13,7 @@
   const SEND_TIMEOUT_MS = 15000;  // no RECEIPT nor problem by then: failed, retry offered
   const STORAGE_KEY = 'chat.auth';
 
-  let cfg = { devTokens: false, sockjs: true, typing: true, maxMessageBytes: 4096 };
+  let cfg = { devTokens: false, sockjs: true, typing: true, maxMessageBytes: 4096, presence: false };
   const auth = { token: '', userId: '', dev: false };
 
   // sessions: id -> Session (API shape, kept current by events).
@@ -23,6 +24,7 @@
   let thread = null; // { id, msgs: Map seq -> Message, els: Map seq -> li, minSeq, maxSeq, hasMore, loading, sub }
   const pending = new Map(); // clientMessageId -> { sessionId, content, state, error, timer, el }
   const typers = new Map();  // userId -> timeout id, for the open session
+  const online = new Set();  // contacts online now (presence)
 
   let client = null;
   let everConnected = false;
@@ -210,6 +212,35 @@
 
   function me(s) { return (s.participants || []).find((p) => p.userId === auth.userId); }
 
+  // isOnline: someone else in the session has a connection open.
+  function isOnline(s) {
+    return (s.participants || []).some((p) => p.userId !== auth.userId && online.has(p.userId));
+  }
+
+  // loadPresence asks who of the listed sessions' participants is online
+  // (at most 100 ids per request); presence events keep it current after.
+  async function loadPresence() {
+    if (!cfg.presence) return;
+    const ids = new Set();
+    for (const s of sessions.values()) {
+      for (const p of s.participants || []) if (p.userId !== auth.userId) ids.add(p.userId);
+    }
+    const all = [...ids];
+    for (let i = 0; i < all.length; i += 100) {
+      const res = await api('GET', `/api/chat/presence?userIds=${all.slice(i, i + 100).map(encodeURIComponent).join(',')}`);
+      for (const u of res.users) if (u.online) online.add(u.userId); else online.delete(u.userId);
+    }
+    renderSessions();
+  }
+
+  // refreshToken replaces the live connection's token before it expires
+  // (token_expiring). Only development tokens can be renewed here.
+  async function refreshToken() {
+    const mine = client;
+    if (!(await renewToken()) || !mine || !mine.connected) return;
+    mine.publish({ destination: '/app/auth.refresh', headers: { Authorization: `Bearer ${auth.token}` } });
+  }
+
   async function loadSessions(more) {
     const q = more && sessionsCursor ? `&cursor=${encodeURIComponent(sessionsCursor)}` : '';
     const page = await api('GET', `/api/chat/sessions?limit=${PAGE}${q}`);
@@ -243,7 +274,7 @@
     list.replaceChildren(...sorted.map((s) => {
       const last = s.lastMessage;
       const lastText = last
-        ? `${last.senderId === auth.userId ? 'You' : (last.sender && last.sender.displayName) || last.senderId}: ${last.content}`
+        ? `${last.senderId === auth.userId ? 'You' : (last.sender && last.sender.displayName) || last.senderId}: ${last.deleted ? 'Message deleted' : last.content}`
         : 'No messages yet';
       const unread = s.unread > 0 && !(thread && thread.id === s.id && document.visibilityState === 'visible');
       const btn = el('button', {
@@ -252,7 +283,8 @@
         'aria-label': `${sessionName(s)}${unread ? `, ${s.unread} unread` : ''}`,
         onclick: () => openSession(s.id),
       },
-      el('span', { class: 'name', text: sessionName(s) }),
+      el('span', { class: 'name', text: sessionName(s) },
+        isOnline(s) ? el('span', { class: 'online', 'data-testid': 'online', title: 'online', text: ' ●' }) : null),
       unread ? el('span', { class: 'badge', 'data-testid': 'unread-badge', text: String(s.unread) }) : null,
       el('span', { class: 'last', text: lastText }));
       return el('li', {}, btn);
@@ -301,8 +333,8 @@
     $('empty').hidden = true;
     $('thread').hidden = false;
     $('thread-title').textContent = sessionName(s);
-    $('thread-members').textContent = (s.participants || []).map((p) => p.displayName || p.userId).join(', ');
     $('messages').replaceChildren();
+    showMembers();
     for (const p of pending.values()) if (p.sessionId === id) renderPending(p);
     renderSessions();
     const mine = thread;
@@ -362,9 +394,100 @@
   function messageElement(m) {
     const mine = m.senderId === auth.userId;
     const who = mine ? 'You' : (m.sender && m.sender.displayName) || m.senderId;
-    return el('li', { class: `message${mine ? ' mine' : ''}`, 'data-testid': 'message', 'data-seq': m.seq },
-      el('p', { class: 'meta', text: `${who} · ${timeOf(m.createdAt)}` }),
-      el('div', { class: 'bubble', text: m.content }));
+    const meta = `${who} · ${timeOf(m.createdAt)}${m.editedAt && !m.deleted ? ' · edited' : ''}`;
+    const li = el('li', { class: `message${mine ? ' mine' : ''}${m.deleted ? ' deleted' : ''}`, 'data-testid': 'message', 'data-seq': m.seq },
+      el('p', { class: 'meta', text: meta }),
+      el('div', { class: 'bubble', text: m.deleted ? 'Message deleted' : m.content }));
+    if (mine && !m.deleted) {
+      li.append(el('p', { class: 'actions' },
+        el('button', { type: 'button', class: 'link', text: 'Edit', onclick: () => editMessage(m) }),
+        el('button', { type: 'button', class: 'link', text: 'Delete', onclick: () => deleteMessage(m) })));
+    }
+    return li;
+  }
+
+  // ---- edits, deletes and membership ----------------------------------
+
+  async function editMessage(m) {
+    const content = prompt('Edit message', m.content);
+    if (content === null || content === m.content) return;
+    try {
+      addMessage(await api('PATCH', `/api/chat/sessions/${m.sessionId}/messages/${m.seq}`, { content }));
+    } catch (e) { showThreadNote(`Could not edit: ${e.message}`); }
+  }
+
+  async function deleteMessage(m) {
+    if (!confirm('Delete this message for everyone?')) return;
+    try {
+      await api('DELETE', `/api/chat/sessions/${m.sessionId}/messages/${m.seq}`);
+      markDeleted(m.sessionId, m.seq);
+    } catch (e) { showThreadNote(`Could not delete: ${e.message}`); }
+  }
+
+  // onEdit applies an edit (ev.message) or a delete (ev.seq) to what is shown.
+  function onEdit(ev) {
+    const s = sessions.get(ev.sessionId);
+    if (ev.type === 'delete') { markDeleted(ev.sessionId, ev.seq); return; }
+    if (s && s.lastMessage && s.lastMessage.seq === ev.message.seq) { s.lastMessage = ev.message; renderSessions(); }
+    if (thread && thread.id === ev.sessionId && thread.msgs.has(ev.message.seq)) addMessage(ev.message);
+  }
+
+  function markDeleted(sessionId, seq) {
+    const s = sessions.get(sessionId);
+    if (s && s.lastMessage && s.lastMessage.seq === seq) {
+      s.lastMessage = { ...s.lastMessage, content: '', deleted: true };
+      renderSessions();
+    }
+    const m = thread && thread.id === sessionId && thread.msgs.get(seq);
+    if (m) addMessage({ ...m, content: '', deleted: true });
+  }
+
+  async function addPeople() {
+    const ids = (prompt('Add people (user ids, comma-separated)') || '').split(',').map((x) => x.trim()).filter(Boolean);
+    if (!thread || ids.length === 0) return;
+    try {
+      upsertSession(await api('POST', `/api/chat/sessions/${thread.id}/participants`, { userIds: ids }));
+      showMembers();
+    } catch (e) { showThreadNote(`Could not add: ${e.message}`); }
+  }
+
+  async function leaveSession() {
+    if (!thread || !confirm('Leave this conversation?')) return;
+    const id = thread.id;
+    try {
+      await api('DELETE', `/api/chat/sessions/${id}/participants/${encodeURIComponent(auth.userId)}`);
+      forgetSession(id);
+    } catch (e) { showThreadNote(`Could not leave: ${e.message}`); }
+  }
+
+  function forgetSession(id) {
+    sessions.delete(id);
+    if (thread && thread.id === id) {
+      if (thread.sub) { try { thread.sub.unsubscribe(); } catch { /* the connection is gone */ } }
+      thread = null;
+      $('thread').hidden = true;
+      $('empty').hidden = false;
+      $('app').classList.remove('in-thread');
+    }
+    renderSessions();
+  }
+
+  // onMembers refreshes a session whose participants changed; a 404 means
+  // the user was removed from it.
+  function onMembers(ev) {
+    if ((ev.removed || []).includes(auth.userId)) { forgetSession(ev.sessionId); return; }
+    api('GET', `/api/chat/sessions/${ev.sessionId}`).then((s) => {
+      upsertSession(s);
+      if (thread && thread.id === s.id) showMembers();
+    }).catch((e) => { if (e.status === 404) forgetSession(ev.sessionId); });
+  }
+
+  function showMembers() {
+    const s = thread && sessions.get(thread.id);
+    if (!s) return;
+    $('thread-members').textContent = (s.participants || [])
+      .map((p) => (p.displayName || p.userId) + (p.role === 'owner' ? ' (owner)' : '')).join(', ');
+    $('thread-actions').hidden = s.type !== 'group';
   }
 
   function nearBottom() {
@@ -602,11 +725,29 @@
         }
         break;
       }
+      case 'presence':
+        if (ev.online) online.add(ev.userId); else online.delete(ev.userId);
+        renderSessions();
+        break;
+      case 'token_expiring':
+        refreshToken();
+        break;
       case 'typing':
         if (thread && ev.sessionId === thread.id && ev.userId !== auth.userId) typingStarted(ev.userId);
         break;
       case 'session':
         if (ev.session) upsertSession(ev.session);
+        loadPresence().catch(() => {}); // new contacts: events only tell of changes
+        break;
+      case 'edit':
+      case 'delete':
+        onEdit(ev);
+        break;
+      case 'members':
+        onMembers(ev);
+        break;
+      case 'removed':
+        forgetSession(ev.sessionId);
         break;
       case 'resync':
         // Too much was missed for a replay: start again from the latest page.
@@ -713,6 +854,7 @@
       mine.subscribe('/user/queue/events', onEvent);
       mine.subscribe('/user/queue/errors', onProblem);
       subscribeThread();
+      loadPresence().catch(() => {});
       if (everConnected) {
         // Back after a break: counts and last messages of the other sessions.
         loadSessions(false).catch(() => {});
@@ -757,6 +899,8 @@
     $('messages').addEventListener('scroll', () => { if ($('messages').scrollTop < 80) loadOlder(); });
     $('more-sessions').addEventListener('click', () => loadSessions(true).catch(() => {}));
     $('logout').addEventListener('click', () => signOut(''));
+    $('add-people').addEventListener('click', addPeople);
+    $('leave').addEventListener('click', leaveSession);
     $('back').addEventListener('click', () => {
       $('app').classList.remove('in-thread');
       const b = thread && document.querySelector(`[data-session-id="${CSS.escape(thread.id)}"]`);

@@ -22,7 +22,7 @@ var (
 )
 
 type harness struct {
-	c     *profiles.Cache
+	c     *profiles.CachedDirectory
 	fake  *profilestest.Fake
 	clock *profiles.FakeClock
 	reg   *prometheus.Registry
@@ -30,21 +30,21 @@ type harness struct {
 
 // newHarness builds a Cache over a Fake knowing alice, bob and carol, with a
 // fake clock for ttl decisions (the breaker and timeouts use real time).
-func newHarness(t *testing.T, mod func(*config.Profiles, *profiles.CacheParams)) *harness {
+func newHarness(t *testing.T, mod func(*config.Profiles, *profiles.DecorateParams)) *harness {
 	t.Helper()
 	h := &harness{
 		fake:  profilestest.NewFake(alice, bob, carol),
 		clock: profiles.NewFakeClock(),
 		reg:   prometheus.NewRegistry(),
 	}
-	p := profiles.CacheParams{Name: "fake", Provider: h.fake, Cfg: profilestest.TestConfig(), Registerer: h.reg}
+	p := profiles.DecorateParams{Name: "fake", Provider: h.fake, Cfg: profilestest.TestConfig(), Registerer: h.reg}
 	p.Cfg.Cache = config.ProfileCache{Size: 100, TTL: time.Minute, NegativeTTL: 10 * time.Second, StaleFor: time.Hour}
 	if mod != nil {
 		mod(&p.Cfg, &p)
 	}
-	c, err := profiles.NewCacheWithClock(p, h.clock)
+	c, err := profiles.DecorateWithClock(p, h.clock)
 	if err != nil {
-		t.Fatalf("NewCache: %v", err)
+		t.Fatalf("Decorate: %v", err)
 	}
 	t.Cleanup(func() { _ = c.Close() }) // nothing to report in cleanup
 	h.c = c
@@ -124,7 +124,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 }
 
 func TestLookupConcurrentColdIDMakesOneCall(t *testing.T) {
-	h := newHarness(t, func(_ *config.Profiles, p *profiles.CacheParams) { p.LookupWait = 10 * time.Second })
+	h := newHarness(t, func(_ *config.Profiles, p *profiles.DecorateParams) { p.LookupWait = 10 * time.Second })
 	release := h.fake.Hold()
 	const n = 50
 	waiting := make(chan struct{}, n)
@@ -207,7 +207,7 @@ func TestLookupTTL(t *testing.T) {
 		t.Errorf("stale = %v, want ≥ 1", got)
 	}
 	if got := h.fake.Calls(); got != 2 {
-		t.Errorf("upstream calls = %d, want 2", got)
+		t.Errorf("upstream calls = %d, want 2: %v", got, h.fake.CallIDs())
 	}
 
 	// Past ttl + stale_for the entry is gone: a miss that waits for the provider.
@@ -234,12 +234,12 @@ func TestLookupNegativeCaching(t *testing.T) {
 		t.Fatalf("after negative ttl: Lookup = %v, want the new profile", got)
 	}
 	if got := h.fake.Calls(); got != 2 {
-		t.Errorf("upstream calls = %d, want 2", got)
+		t.Errorf("upstream calls = %d, want 2: %v", got, h.fake.CallIDs())
 	}
 }
 
 func TestLookupNoNegativeCaching(t *testing.T) {
-	h := newHarness(t, func(c *config.Profiles, _ *profiles.CacheParams) { c.Cache.NegativeTTL = 0 })
+	h := newHarness(t, func(c *config.Profiles, _ *profiles.DecorateParams) { c.Cache.NegativeTTL = 0 })
 	h.lookup(t, "nobody")
 	h.lookup(t, "nobody")
 	if got := h.fake.Calls(); got != 2 {
@@ -261,7 +261,7 @@ func TestLookupServesStaleWhileProviderFails(t *testing.T) {
 
 func TestBreakerOpensOnErrorsAndRecovers(t *testing.T) {
 	// max_failures 3; open long enough for the checks below on a slow machine.
-	h := newHarness(t, func(c *config.Profiles, _ *profiles.CacheParams) { c.Breaker.OpenTimeout = 500 * time.Millisecond })
+	h := newHarness(t, func(c *config.Profiles, _ *profiles.DecorateParams) { c.Breaker.OpenTimeout = 500 * time.Millisecond })
 	h.lookup(t, "alice")
 	h.fake.FailWith(errors.New("upstream 500"))
 	for i := range 3 {
@@ -269,7 +269,7 @@ func TestBreakerOpensOnErrorsAndRecovers(t *testing.T) {
 			t.Fatalf("Lookup = %v", got)
 		}
 	}
-	if s := h.c.BreakerState(); s != "open" {
+	if s := h.c.Breaker().State(); s != "open" {
 		t.Fatalf("after 3 failures breaker is %s, want open", s)
 	}
 	if v := metric(t, h.reg, "chat_profiles_breaker_state", "", ""); v != 2 {
@@ -297,7 +297,7 @@ func TestBreakerOpensOnErrorsAndRecovers(t *testing.T) {
 	eventually(t, "half-open probe to recover", func() bool {
 		return h.lookup(t, "bob")["bob"] == bob
 	})
-	if s := h.c.BreakerState(); s != "closed" {
+	if s := h.c.Breaker().State(); s != "closed" {
 		t.Errorf("after a good probe breaker is %s, want closed", s)
 	}
 	if v := metric(t, h.reg, "chat_profiles_breaker_state", "", ""); v != 0 {
@@ -306,7 +306,7 @@ func TestBreakerOpensOnErrorsAndRecovers(t *testing.T) {
 }
 
 func TestBreakerOpensOnHangingProvider(t *testing.T) {
-	h := newHarness(t, func(c *config.Profiles, p *profiles.CacheParams) {
+	h := newHarness(t, func(c *config.Profiles, p *profiles.DecorateParams) {
 		c.Timeout = 300 * time.Millisecond
 		c.Breaker.OpenTimeout = time.Hour
 		p.LookupWait = 20 * time.Millisecond
@@ -323,7 +323,7 @@ func TestBreakerOpensOnHangingProvider(t *testing.T) {
 			t.Fatalf("Lookup = %v, want cached alice only", got)
 		}
 	}
-	eventually(t, "breaker to open", func() bool { return h.c.BreakerState() == "open" })
+	eventually(t, "breaker to open", func() bool { return h.c.Breaker().State() == "open" })
 	calls := h.fake.Calls()
 	for i := range 10 {
 		start := time.Now()
@@ -338,7 +338,7 @@ func TestBreakerOpensOnHangingProvider(t *testing.T) {
 }
 
 func TestLookupRespectsCallerContext(t *testing.T) {
-	h := newHarness(t, func(_ *config.Profiles, p *profiles.CacheParams) { p.LookupWait = 10 * time.Second })
+	h := newHarness(t, func(_ *config.Profiles, p *profiles.DecorateParams) { p.LookupWait = 10 * time.Second })
 	release := h.fake.Hold()
 	defer release()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Millisecond)
@@ -375,7 +375,7 @@ func TestCanChat(t *testing.T) {
 		}
 	})
 	t.Run("fail open", func(t *testing.T) {
-		h := newHarness(t, func(c *config.Profiles, _ *profiles.CacheParams) { c.CanChatFailOpen = true })
+		h := newHarness(t, func(c *config.Profiles, _ *profiles.DecorateParams) { c.CanChatFailOpen = true })
 		h.fake.FailWith(errors.New("down"))
 		if !h.c.CanChat(t.Context(), "alice", "carol") {
 			t.Error("provider down, can_chat_fail_open: CanChat = false, want true")
@@ -391,7 +391,7 @@ func TestCanChat(t *testing.T) {
 		}
 	})
 	t.Run("concurrent questions share a call", func(t *testing.T) {
-		h := newHarness(t, func(c *config.Profiles, _ *profiles.CacheParams) { c.Timeout = 10 * time.Second })
+		h := newHarness(t, func(c *config.Profiles, _ *profiles.DecorateParams) { c.Timeout = 10 * time.Second })
 		release := h.fake.Hold() // the first call stays in flight while all others ask
 		defer release()
 		var wg sync.WaitGroup
@@ -414,7 +414,7 @@ func TestCanChat(t *testing.T) {
 		}
 	})
 	t.Run("provider without PairChecker allows all", func(t *testing.T) {
-		c, err := profiles.NewCache(profiles.CacheParams{Provider: profilesOnly{}, Cfg: profilestest.TestConfig()})
+		c, err := profiles.Decorate(profiles.DecorateParams{Provider: profilesOnly{}, Cfg: profilestest.TestConfig()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -432,7 +432,7 @@ func (profilesOnly) Profiles(context.Context, []string) (map[string]profiles.Pro
 }
 
 func TestProviderPanicIsAFailure(t *testing.T) {
-	c, err := profiles.NewCache(profiles.CacheParams{Provider: panicky{}, Cfg: profilestest.TestConfig()})
+	c, err := profiles.Decorate(profiles.DecorateParams{Provider: panicky{}, Cfg: profilestest.TestConfig()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -442,7 +442,7 @@ func TestProviderPanicIsAFailure(t *testing.T) {
 			t.Fatalf("Lookup = %v", got)
 		}
 	}
-	if s := c.BreakerState(); s != "open" {
+	if s := c.Breaker().State(); s != "open" {
 		t.Errorf("after 3 panics breaker is %s, want open", s)
 	}
 }
@@ -454,7 +454,7 @@ func (panicky) Profiles(context.Context, []string) (map[string]profiles.Profile,
 }
 
 func TestClose(t *testing.T) {
-	h := newHarness(t, func(c *config.Profiles, _ *profiles.CacheParams) { c.Timeout = time.Hour })
+	h := newHarness(t, func(c *config.Profiles, _ *profiles.DecorateParams) { c.Timeout = time.Hour })
 	h.lookup(t, "alice")
 	h.fake.Hang(true)
 	h.clock.Advance(2 * time.Minute)
@@ -479,30 +479,3 @@ func TestClose(t *testing.T) {
 		t.Error("after Close the provider was called")
 	}
 }
-
-func TestNewCacheValidates(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		mod  func(*config.Profiles)
-		want string
-	}{
-		{"size", func(c *config.Profiles) { c.Cache.Size = 0 }, "profiles.cache.size"},
-		{"ttl", func(c *config.Profiles) { c.Cache.TTL = 0 }, "profiles.cache.ttl"},
-		{"negative ttl", func(c *config.Profiles) { c.Cache.NegativeTTL = -1 }, "profiles.cache.negative_ttl"},
-		{"stale for", func(c *config.Profiles) { c.Cache.StaleFor = -1 }, "profiles.cache.stale_for"},
-		{"timeout", func(c *config.Profiles) { c.Timeout = 0 }, "profiles.timeout"},
-		{"max failures", func(c *config.Profiles) { c.Breaker.MaxFailures = 0 }, "profiles.breaker.max_failures"},
-		{"open timeout", func(c *config.Profiles) { c.Breaker.OpenTimeout = 0 }, "profiles.breaker.open_timeout"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			cfg := profilestest.TestConfig()
-			tc.mod(&cfg)
-			_, err := profiles.NewCache(profiles.CacheParams{Provider: profilesOnly{}, Cfg: cfg})
-			if err == nil || !startsWith(err.Error(), tc.want+":") {
-				t.Fatalf("NewCache error = %v, want one naming %s", err, tc.want)
-			}
-		})
-	}
-}
-
-func startsWith(s, prefix string) bool { return len(s) >= len(prefix) && s[:len(prefix)] == prefix }
