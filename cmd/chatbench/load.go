@@ -47,6 +47,7 @@ type load struct {
 	until     atomic.Int64 // ...until then
 	clientCPU float64      // cores this process used while measuring
 	reported  atomic.Int64 // connection errors written to stderr
+	flights   *flights     // fanout -window: messages in flight; nil when paced
 }
 
 func newLoad() *load {
@@ -124,6 +125,9 @@ func (l *load) onMessage(frame, body []byte) {
 			}
 		}
 		return
+	}
+	if l.flights != nil {
+		l.flights.delivered(at.UnixNano())
 	}
 	if !l.inWindow(at) {
 		return // sent during the warm-up or after the window
@@ -227,7 +231,11 @@ type measured struct {
 func (l *load) measure(o options, t *target, senders []sender) measured {
 	stop := make(chan struct{})
 	for _, sd := range senders {
-		go l.sendLoop(t, o, sd, stop)
+		if l.flights != nil {
+			go l.windowLoop(t, o, sd, stop)
+		} else {
+			go l.sendLoop(t, o, sd, stop)
+		}
 	}
 	time.Sleep(o.warmup) // the warm-up is a fixed time, not a wait for an event
 	cpu0, each0, ok0 := t.cpu()

@@ -52,6 +52,7 @@ const (
 	maxRate        = 100_000.0 // messages or cycles per second
 	maxCycles      = 1_000_000 // churn
 	maxPad         = 64 << 10
+	maxWindow      = 1024 // fanout -window: messages in flight
 	maxMembers     = 1000 // the service's own limit (limits.max_participants) is lower
 	maxInstances   = 16   // -url
 )
@@ -75,6 +76,7 @@ type options struct {
 	members                 int     // groups
 	rate                    float64 // pairs: per participant; groups: per session; fanout: total; churn: cycles/s in total (0: unpaced)
 	count                   int     // churn: cycles at most
+	window                  int     // fanout: unpaced, one sender with this many messages not yet delivered to every subscriber (0: paced by rate)
 	receipts                bool    // pairs, groups, fanout: ask for a RECEIPT per SEND
 	pad                     int
 	concurrency             int
@@ -94,6 +96,7 @@ var shapeFlags = map[string][]string{
 	"sessions": {"pairs", "groups"},
 	"members":  {"groups"},
 	"rate":     {"pairs", "groups", "fanout", "churn"},
+	"window":   {"fanout"},
 	"count":    {"churn"},
 	"receipts": {"pairs", "groups", "fanout"},
 	"pad":      {"pairs", "groups", "fanout"},
@@ -298,6 +301,7 @@ func parseArgs(args []string, usage io.Writer) (options, error) {
 	fs.IntVar(&o.members, "members", 10, "groups: members per session, each connected and subscribed")
 	fs.Float64Var(&o.rate, "rate", 0, "pairs: msg/s per participant (5); groups: msg/s per session (1); fanout: msg/s in total (100); churn: cycles/s in total (0: as fast as it goes)")
 	fs.IntVar(&o.count, "count", 20000, "churn: connect/disconnect cycles at most")
+	fs.IntVar(&o.window, "window", 0, "fanout: send as fast as it goes from one connection, at most this many messages not yet delivered to every subscriber (0: -rate paces the senders)")
 	fs.BoolVar(&o.receipts, "receipts", true, "ask for a RECEIPT on every SEND and report send→receipt latency")
 	fs.IntVar(&o.pad, "pad", 100, "extra content bytes per message")
 	fs.IntVar(&o.concurrency, "dial-concurrency", 64, "parallel dials and REST calls while setting up")
@@ -394,7 +398,7 @@ func (o *options) defaults() error {
 		}
 	case "fanout":
 		def(&o.conns, 1000)
-		if o.rate == 0 {
+		if o.rate == 0 && o.window == 0 {
 			o.rate = 100
 		}
 	case "idle":
@@ -421,7 +425,10 @@ func (o *options) defaults() error {
 	check(o.concurrency >= 1 && o.concurrency <= 1024, "-dial-concurrency must be in [1, 1024]")
 	check(o.count >= 1 && o.count <= maxCycles, "-count must be in [1, %d]", maxCycles)
 	check(o.queue >= 0, "-outbound-queue must be positive")
-	if o.shape == "churn" {
+	check(o.window >= 0 && o.window <= maxWindow, "-window must be in [0, %d]", maxWindow)
+	if o.window > 0 {
+		check(o.rate == 0, "-window sends as fast as it goes: it takes no -rate")
+	} else if o.shape == "churn" {
 		check(o.rate >= 0 && o.rate <= maxRate, "-rate must be in [0, %g] cycles/s", maxRate)
 	} else if o.shape != "idle" {
 		check(o.rate > 0 && o.rate <= maxRate, "-rate must be in (0, %g] msg/s", maxRate)
@@ -449,6 +456,9 @@ func connections(o options) int {
 	case "groups":
 		return o.sessions * o.members
 	case "fanout":
+		if o.window > 0 {
+			return o.conns + 1
+		}
 		return o.conns + fanoutSenders(o.rate, o.users)
 	default:
 		return o.conns

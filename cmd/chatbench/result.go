@@ -10,12 +10,14 @@ import (
 
 // result is what one shape measured against one target.
 type result struct {
-	Shape       string  `json:"shape"`
-	Target      string  `json:"target"`
-	Connections int     `json:"connections"`
-	Sessions    int     `json:"sessions,omitempty"`
-	Members     int     `json:"members_per_session,omitempty"`
-	SendRate    float64 `json:"send_rate_per_s,omitempty"` // offered, in total
+	Shape        string  `json:"shape"`
+	Target       string  `json:"target"`
+	Connections  int     `json:"connections"`
+	Sessions     int     `json:"sessions,omitempty"`
+	Members      int     `json:"members_per_session,omitempty"`
+	SendRate     float64 `json:"send_rate_per_s,omitempty"` // offered, in total; with a window, achieved
+	Window       int     `json:"window,omitempty"`          // fanout -window: messages in flight at most
+	WindowStalls int64   `json:"window_stalls,omitempty"`   // sends made after waiting stallAfter for a lost message
 
 	// Messages sent inside the window and what became of them.
 	Sent      int64 `json:"sent,omitempty"`
@@ -103,6 +105,9 @@ func (r result) print(w io.Writer) {
 	fmt.Fprintf(w, " (setup %.1fs, connection errors %d)\n", r.SetupSeconds, r.Errors)
 	if r.Sent > 0 || r.SendRate > 0 {
 		fmt.Fprintf(w, "  sent %d at %.0f msg/s over %.1fs", r.Sent, r.SendRate, r.MeasuredSeconds)
+		if r.Window > 0 {
+			fmt.Fprintf(w, " (as fast as a window of %d lets it; stalls %d)", r.Window, r.WindowStalls)
+		}
 		if r.Accepted > 0 || r.Rejected > 0 {
 			fmt.Fprintf(w, "; accepted %d, rejected %d", r.Accepted, r.Rejected)
 		}

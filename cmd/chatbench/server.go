@@ -85,6 +85,10 @@ func startBuiltin(listen string, queue int, b *stomptest.Backend) (*builtin, err
 		return nil, err
 	}
 	cfg.Limits.MaxConnsPerUser = 0 // the load decides how many connections a user has
+	// The load opens its connections as fast as it can dial them; the
+	// admission limits guard a production instance, not a benchmark's setup.
+	cfg.Limits.ConnectRate = 1e6
+	cfg.Limits.MaxPreauthPerIP = max(cfg.Limits.MaxPreauthPerIP, 4096)
 	if queue > 0 {
 		cfg.Limits.OutboundQueue = queue
 	}

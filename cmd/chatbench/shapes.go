@@ -98,6 +98,10 @@ func fanout(ctx context.Context, o options, t *target) (result, error) {
 		return result{}, err
 	}
 	nsend := fanoutSenders(o.rate, len(users))
+	if o.window > 0 {
+		nsend = 1
+		l.flights = newFlights(o.window, int64(o.conns))
+	}
 	conns, err := l.open(ctx, o, t, nsend, func(i int) string { return creds[i] },
 		func(int) []string { return []string{t.errorsDest()} })
 	if err != nil {
@@ -110,6 +114,10 @@ func fanout(ctx context.Context, o options, t *target) (result, error) {
 	r := result{Connections: o.conns + nsend, Sessions: 1, Members: len(users), SendRate: o.rate, SetupSeconds: time.Since(setup).Seconds()}
 	m := l.measure(o, t, senders)
 	l.fill(&r, m, int64(o.conns), t)
+	if l.flights != nil {
+		r.Window, r.WindowStalls = o.window, l.flights.stall.Load()
+		r.SendRate = float64(r.Sent) / r.MeasuredSeconds
+	}
 	return r, nil
 }
 

@@ -28,7 +28,8 @@ type batchConn struct {
 	wait     time.Duration // write deadline of each system call this type makes
 	mu       sync.Mutex
 	batching bool
-	buf      *[]byte // borrowed from bufPool while in use
+	buf      *[]byte   // borrowed from bufPool while in use
+	deadline time.Time // the write deadline set last (by send)
 }
 
 const batchFlushAt = 64 << 10
@@ -61,6 +62,15 @@ func (b *batchConn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// SetWriteDeadline is gorilla's (control frames): send then sets its own
+// deadline again before its next write.
+func (b *batchConn) SetWriteDeadline(t time.Time) error {
+	b.mu.Lock()
+	b.deadline = time.Time{}
+	b.mu.Unlock()
+	return b.Conn.SetWriteDeadline(t)
+}
+
 // writeText sends p as one final text frame (a server's frames are not
 // masked).
 func (b *batchConn) writeText(p []byte) error {
@@ -81,10 +91,17 @@ func (b *batchConn) writeText(p []byte) error {
 	return b.send(*buf)
 }
 
-// send writes p to the network under a fresh write deadline.
+// send writes p to the network under a write deadline between wait/2 and
+// wait away: the deadline is moved only when less than half of wait is
+// left, so that a busy connection does not reset the runtime's deadline
+// timer on every write.
 func (b *batchConn) send(p []byte) error {
-	if err := b.Conn.SetWriteDeadline(time.Now().Add(b.wait)); err != nil {
-		return err
+	now := time.Now()
+	if b.deadline.Sub(now) < b.wait/2 {
+		b.deadline = now.Add(b.wait)
+		if err := b.Conn.SetWriteDeadline(b.deadline); err != nil {
+			return err
+		}
 	}
 	_, err := b.Conn.Write(p)
 	return err
@@ -137,11 +154,15 @@ func (b *batchConn) flushLocked() error {
 }
 
 // batchHijacker hands gorilla's Upgrader a batchConn instead of the raw
-// connection.
+// connection, and a small read buffer of the gateway's own (readBufferSize)
+// that gorilla reads through (Upgrader.ReadBufferSize 0 takes the
+// hijacked reader), so that the transport can tell whether gorilla holds
+// input already (wsTransport.WaitReadable).
 type batchHijacker struct {
 	http.ResponseWriter
 	wait time.Duration // the batchConn's write deadline
 	conn *batchConn
+	br   *bufio.Reader
 }
 
 func (h *batchHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -154,7 +175,11 @@ func (h *batchHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	h.conn = &batchConn{Conn: c, wait: h.wait}
-	return h.conn, rw, nil
+	if rw.Reader.Buffered() > 0 {
+		return h.conn, rw, nil // gorilla refuses input before the handshake's end
+	}
+	h.br = bufio.NewReaderSize(h.conn, readBufferSize)
+	return h.conn, bufio.NewReadWriter(h.br, rw.Writer), nil
 }
 
 func (h *batchHijacker) Unwrap() http.ResponseWriter { return h.ResponseWriter }

@@ -72,7 +72,8 @@ func (o *Options) defaults() {
 	}
 }
 
-// readBufferSize is the size of a WebSocket connection's read buffer.
+// readBufferSize is the size of a WebSocket connection's read buffer
+// (gorilla takes a hijacked reader over 256 bytes as its own).
 const readBufferSize = 512
 
 // readLimit bounds one transport message. A message may carry several
@@ -111,8 +112,9 @@ func New(o Options) (*Gateway, error) {
 		// Memory per idle connection: a small read buffer of its own
 		// (client frames are small; a larger message is read past it)
 		// instead of net/http's 4 KiB one, and no write buffer (writes
-		// borrow one from the pool).
-		ReadBufferSize:  readBufferSize,
+		// borrow one from the pool). ReadBufferSize 0: gorilla reads
+		// through the readBufferSize reader batchHijacker hands it.
+		ReadBufferSize:  0,
 		WriteBufferPool: &sync.Pool{},
 		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
 			problem.Error(w, status, "invalid_upgrade", reason.Error())

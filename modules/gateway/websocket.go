@@ -1,12 +1,14 @@
 package gateway
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"io"
 	"net/http"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -54,17 +56,18 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t := newWSTransport(conn, hj.conn, g.o)
-	ctx := context.WithoutCancel(r.Context()) // the connection outlives the request; Serve owns its lifetime
+	t.br = hj.br
 	opts := stomp.ConnOptions{Principal: principal, PingPeriod: g.o.PingPeriod, Transport: "websocket", RemoteAddr: r.RemoteAddr,
 		OnConnected: tk.authenticated}
-	// The reader loop runs on a goroutine of its own and this handler
+	// The connection runs on goroutines of its own and this handler
 	// returns: net/http then drops the request, its response buffers and
 	// this goroutine's deep stack, which an idle connection would otherwise
-	// keep for its whole life.
-	go func() {
-		defer tk.done()
-		_ = g.o.Hub.Serve(ctx, t, opts) // ErrShuttingDown: Serve closed the socket
-	}()
+	// keep for its whole life. Its context is not the request's (nothing
+	// on the STOMP side reads request values), so that the request, its
+	// route variables and its context chain are not kept either.
+	if err := g.o.Hub.Start(context.Background(), t, opts, tk.done); err != nil {
+		tk.done() // ErrShuttingDown: Start closed the socket
+	}
 }
 
 // wsTransport carries STOMP over a gorilla WebSocket: one frame (or part of
@@ -73,6 +76,9 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 type wsTransport struct {
 	conn      *websocket.Conn
 	batch     *batchConn
+	br        *bufio.Reader   // what gorilla reads through; nil: unknown (no WaitReadable)
+	raw       syscall.RawConn // the socket, for WaitReadable; nil: none
+	peekFn    func(fd uintptr) bool
 	pongWait  time.Duration
 	writeWait time.Duration
 	closeWait time.Duration
@@ -81,6 +87,12 @@ type wsTransport struct {
 
 func newWSTransport(conn *websocket.Conn, batch *batchConn, o Options) *wsTransport {
 	t := &wsTransport{conn: conn, batch: batch, pongWait: o.PongWait, writeWait: o.WriteWait, closeWait: o.CloseWait}
+	if sc, ok := batch.Conn.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			t.raw = raw
+			t.peekFn = readable // one func value for the connection's life: WaitReadable allocates nothing
+		}
+	}
 	conn.SetReadLimit(o.readLimit())
 	conn.SetPongHandler(func(string) error {
 		return conn.SetReadDeadline(time.Now().Add(t.pongWait))
@@ -105,6 +117,19 @@ func (t *wsTransport) Read() ([]byte, error) {
 		return nil, stomp.ErrBinaryMessage
 	}
 	return readMessage(r)
+}
+
+// WaitReadable implements stomp.ReadWaiter: it returns once gorilla's
+// buffer holds input or the socket is readable (or closed, or its read
+// deadline passed: the error then), without reading.
+func (t *wsTransport) WaitReadable() error {
+	if t.br == nil || t.raw == nil || t.br.Buffered() > 0 {
+		return nil
+	}
+	if err := t.conn.SetReadDeadline(time.Now().Add(t.pongWait)); err != nil {
+		return err
+	}
+	return t.raw.Read(t.peekFn)
 }
 
 // readPool lends readMessage a buffer to read a message of unknown length

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
@@ -51,6 +52,7 @@ type commandQueue interface {
 type Commands struct {
 	mu sync.RWMutex
 	q  commandQueue // nil while stopped
+	m  *metrics     // nil: not timed
 }
 
 func (c *Commands) set(q commandQueue) {
@@ -85,8 +87,12 @@ func (c *Commands) Submit(ctx context.Context, userID string, req chat.SendReque
 	msg := message.NewMessage(uuid.Must(uuid.NewV7()).String(), payload)
 	msg.Metadata.Set(metaUserID, userID)
 	msg.SetContext(ctx)
+	start := time.Now()
 	if err := q.submit(ctx, req.SessionID, msg); err != nil {
 		return fmt.Errorf("%w: queue chat.send from %s: %w", chat.ErrUnavailable, userID, err)
+	}
+	if c.m != nil {
+		c.m.stagePublish.Since(start)
 	}
 	return nil
 }
@@ -131,7 +137,9 @@ func (c *commandStore) store(ctx context.Context, msgs []*message.Message) error
 	if len(sends) == 0 {
 		return nil
 	}
+	start := time.Now()
 	res, err := c.sender.SendQueued(ctx, sends)
+	c.m.stageCommit.Since(start)
 	if err != nil {
 		return c.retryLater(err)
 	}

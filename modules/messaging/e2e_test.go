@@ -8,8 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/chat-service/chat/config"
 	"github.com/chat-service/chat/modules/chat"
+	sharedmetrics "github.com/chat-service/chat/modules/metrics"
 	"github.com/chat-service/chat/modules/profiles"
 )
 
@@ -65,6 +69,13 @@ func TestSendThroughQueue(t *testing.T) {
 			if p := errorEvent(evs).Problem; p.Code != "invalid_content" || p.ClientMessageID != "empty" {
 				t.Errorf("error event %+v", *p)
 			}
+			// Every stage of the way was timed in chat_pipeline_stage_seconds.
+			for _, stage := range []string{sharedmetrics.StageCommandPublish, sharedmetrics.StageCommit,
+				sharedmetrics.StageForward, sharedmetrics.StageRelay} {
+				if n := stageCount(t, a.m.metrics.pipeline, stage); n == 0 {
+					t.Errorf("chat_pipeline_stage_seconds{stage=%q}: nothing observed", stage)
+				}
+			}
 		})
 	}
 }
@@ -81,3 +92,13 @@ type openDirectory struct{}
 
 func (openDirectory) Lookup(context.Context, []string) map[string]profiles.Profile { return nil }
 func (openDirectory) CanChat(context.Context, string, string) bool                 { return true }
+
+// stageCount is how many observations one stage of the pipeline histogram holds.
+func stageCount(t *testing.T, vec *prometheus.HistogramVec, stage string) uint64 {
+	t.Helper()
+	var m dto.Metric
+	if err := vec.WithLabelValues(stage).(prometheus.Metric).Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetHistogram().GetSampleCount()
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -163,6 +164,14 @@ func (f *forwarder) start(ctx context.Context) (*round, error) {
 		return nil, nil
 	}
 	pubs, ends := f.publications(b.msgs)
+	now := time.Now()
+	sent := strconv.FormatInt(now.UnixNano(), 10)
+	for _, p := range pubs {
+		p.msg.Metadata.Set(metaSentAt, sent)
+		if t := storedAt(p.msg); !t.IsZero() {
+			f.m.stageForward.Observe(now.Sub(t))
+		}
+	}
 	pctx, cancel := context.WithTimeout(ctx, forwardTimeout)
 	return &round{b: b, ends: ends, conf: f.relay.publishAll(pctx, pubs), cancel: cancel}, nil
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	sharedmetrics "github.com/chat-service/chat/modules/metrics"
 )
 
 // metrics are messaging's Prometheus series (namespace chat).
@@ -21,10 +23,16 @@ type metrics struct {
 	commandRetries    prometheus.Counter
 	commandQueueDepth prometheus.Gauge
 	commandBatch      prometheus.Histogram
+	pipeline          *prometheus.HistogramVec // chat_pipeline_stage_seconds, shared with the STOMP hub
+	stagePublish      sharedmetrics.StageTimer
+	stageCommit       sharedmetrics.StageTimer
+	stageForward      sharedmetrics.StageTimer
+	stageRelay        sharedmetrics.StageTimer
 }
 
 func newMetrics() *metrics {
-	return &metrics{
+	m := &metrics{
+		pipeline: sharedmetrics.NewPipelineStageSeconds(),
 		outboxLagRows: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "chat", Subsystem: "outbox", Name: "lag_rows",
 			Help: "Outbox rows not yet forwarded to the relay.",
@@ -80,6 +88,16 @@ func newMetrics() *metrics {
 			Help: "Rows of the SQL command queue not yet consumed (SQL queue only).",
 		}),
 	}
+	m.stages()
+	return m
+}
+
+// stages resolves the pipeline stages this module times.
+func (m *metrics) stages() {
+	m.stagePublish = sharedmetrics.Stage(m.pipeline, sharedmetrics.StageCommandPublish)
+	m.stageCommit = sharedmetrics.Stage(m.pipeline, sharedmetrics.StageCommit)
+	m.stageForward = sharedmetrics.Stage(m.pipeline, sharedmetrics.StageForward)
+	m.stageRelay = sharedmetrics.Stage(m.pipeline, sharedmetrics.StageRelay)
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
@@ -96,6 +114,12 @@ func (m *metrics) register(reg prometheus.Registerer) error {
 	for _, c := range m.collectors() {
 		errs = append(errs, reg.Register(c))
 	}
+	// The pipeline histogram is shared with the hub on the same registry.
+	var err error
+	if m.pipeline, err = sharedmetrics.Register(reg, m.pipeline); err != nil {
+		errs = append(errs, err)
+	}
+	m.stages()
 	return errors.Join(errs...)
 }
 

@@ -106,6 +106,7 @@ func New(p Params) (*Messaging, error) {
 		// watermill's Info is per-subscription chatter: Debug here.
 		wlog: watermill.NewSlogLoggerWithLevelMapping(log, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug}),
 	}
+	m.commands.m = m.metrics
 	if m.instance == "" {
 		m.instance = instanceID()
 	}

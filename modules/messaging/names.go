@@ -47,6 +47,7 @@ const (
 	metaRoute      = "route"       // outbox rows with one relay route: its key, so the forwarder need not decode the event
 	metaEventType  = "event_type"  // chat.Event.Type, for logs and metrics
 	metaStoredAt   = "stored_at"   // unix nanoseconds when the event was written to the outbox
+	metaSentAt     = "sent_at"     // unix nanoseconds when the forwarder published the event to the relay
 	metaUserID     = "user_id"     // the sender of a command
 	metaOffset     = "sql_offset"  // SQLite row offset, set by SQLiteSchema.UnmarshalMessage (the batch reader drops it)
 

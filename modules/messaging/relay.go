@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -216,6 +217,9 @@ func (h *relayHandler) handle(msg *message.Message) error {
 	if err != nil {
 		h.log.Error("drop undecodable relay event", "uuid", msg.UUID, "err", err)
 		return nil
+	}
+	if n, err := strconv.ParseInt(msg.Metadata.Get(metaSentAt), 10, 64); err == nil {
+		h.m.stageRelay.Observe(time.Since(time.Unix(0, n)))
 	}
 	h.hub.Deliver(ev)
 	if ev.Message != nil {

@@ -51,7 +51,7 @@ type conn struct {
 
 	lastRead     atomic.Int64   // unix nanoseconds of the last inbound byte
 	partialSince atomic.Int64   // unix nanoseconds since an incomplete frame is buffered; 0 none
-	writer       sync.WaitGroup // the writer loop
+	writer       sync.WaitGroup // the writer, until it has closed the transport
 }
 
 func newConn(parent context.Context, h *Hub, t Transport, opts ConnOptions) *conn {
@@ -106,16 +106,10 @@ func (c *conn) debug(msg string, args ...any) {
 	}
 }
 
-// run starts the writer and runs the reader in the calling goroutine.
-func (c *conn) run() {
-	c.writer.Add(1)
-	go c.writeLoop()
-	c.readLoop()
-	c.writer.Wait()
-	c.cancel()
-}
-
-func (c *conn) readLoop() {
+// readLoop reads and handles client frames until the connection ends.
+// With fresh set, it returns true after a batch of input that held a frame
+// (not a heart-beat): the caller goes on on a fresh goroutine (Hub.Start).
+func (c *conn) readLoop(fresh bool) (again bool) {
 	for {
 		data, err := c.t.Read()
 		if err != nil {
@@ -127,22 +121,24 @@ func (c *conn) readLoop() {
 			default:
 				c.q.abortNow() // the peer is gone or the writer closed the transport
 			}
-			return
+			return false
 		}
 		now := time.Now().UnixNano()
 		c.lastRead.Store(now)
 		c.dec.writeOwned(data)
+		handled := false
 		for {
 			f, err := c.dec.Next()
 			if err != nil {
 				c.fail(err, "")
-				return
+				return false
 			}
 			if f == nil {
 				break
 			}
+			handled = true
 			if done := c.handle(f); done {
-				return
+				return false
 			}
 		}
 		if !c.dec.Pending() {
@@ -150,6 +146,9 @@ func (c *conn) readLoop() {
 		} else if c.partialSince.Load() == 0 {
 			c.partialSince.Store(now)
 			c.q.wake() // the writer times the incomplete frame
+		}
+		if fresh && handled {
+			return true
 		}
 	}
 }

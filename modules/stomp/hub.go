@@ -120,34 +120,6 @@ type ConnOptions struct {
 // ErrShuttingDown is returned by Serve once Shutdown has begun.
 var ErrShuttingDown = errors.New("stomp: hub is shutting down")
 
-// Serve runs one connection until it ends: the calling goroutine becomes
-// the reader loop, a second goroutine the writer loop. It returns after
-// both have exited and the transport is closed. ctx bounds the connection;
-// it is normally context.WithoutCancel of the upgrade request's context.
-func (h *Hub) Serve(ctx context.Context, t Transport, opts ConnOptions) error {
-	c := newConn(ctx, h, t, opts)
-	h.mu.Lock()
-	if h.closing {
-		h.mu.Unlock()
-		_ = t.Close(CloseGoingAway, "server shutting down") // nothing was served; the close error says nothing new
-		return ErrShuttingDown
-	}
-	h.conns[c] = struct{}{}
-	h.wg.Add(1)
-	h.mu.Unlock()
-	h.m.connections.Inc()
-	defer func() {
-		c.cleanup()
-		h.m.connections.Dec()
-		h.mu.Lock()
-		delete(h.conns, c)
-		h.mu.Unlock()
-		h.wg.Done()
-	}()
-	c.run()
-	return nil
-}
-
 // Shutdown refuses new connections, asks every connection to close (a
 // WebSocket close frame, 1001) and waits for their loops until ctx ends;
 // connections still open then are aborted.
@@ -237,6 +209,7 @@ type payload struct {
 	transient   bool  // typing: dropped first under back-pressure
 	except      string
 	isError     bool
+	at          int64 // unix nanoseconds when the hub took the event (0: a replay), for the write stage
 }
 
 const (
@@ -321,11 +294,14 @@ func (p *payload) tail(v Version) []byte { return p.tails[v-1] }
 // to the typist); session events to /user/queue/events only; error events
 // to Participants[0]'s /user/queue/errors only.
 func (h *Hub) Deliver(ev chat.Event) {
+	start := time.Now()
+	defer h.m.stageHub.Since(start)
 	p, err := newPayload(&ev)
 	if err != nil {
 		h.log.Error("drop undeliverable event", "type", ev.Type, "session_id", ev.SessionID, "error", err)
 		return
 	}
+	p.at = start.UnixNano()
 	if ev.Type == chat.EventMembers { // membership.go
 		h.forgetMembers(ev.SessionID)
 		defer h.membersChanged(&ev)

@@ -23,6 +23,9 @@ type metrics struct {
 	outError      prometheus.Counter
 	outHeartbeat  prometheus.Counter
 	droppedTyping prometheus.Counter
+	pipeline      *prometheus.HistogramVec // chat_pipeline_stage_seconds, shared with messaging
+	stageHub      sharedmetrics.StageTimer
+	stageWrite    sharedmetrics.StageTimer
 	resyncs       prometheus.Counter
 }
 
@@ -46,6 +49,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "chat_stomp_dropped_events_total", Help: "Transient events dropped under back-pressure, by event type.",
 		}, []string{"type"}),
+		pipeline: sharedmetrics.NewPipelineStageSeconds(),
 		resyncs: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "chat_stomp_resynced_subscriptions_total", Help: "Subscriptions recovered from the store after the relay may have lost events.",
 		}),
@@ -70,10 +74,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		if m.dropped, err = sharedmetrics.Register(reg, m.dropped); err != nil {
 			return nil, err
 		}
+		if m.pipeline, err = sharedmetrics.Register(reg, m.pipeline); err != nil {
+			return nil, err
+		}
 		if m.resyncs, err = sharedmetrics.Register(reg, m.resyncs); err != nil {
 			return nil, err
 		}
 	}
+	m.stageHub = sharedmetrics.Stage(m.pipeline, sharedmetrics.StageHub)
+	m.stageWrite = sharedmetrics.Stage(m.pipeline, sharedmetrics.StageWrite)
 	m.in = make(map[string]prometheus.Counter, len(knownCommands))
 	for _, c := range knownCommands {
 		m.in[c] = m.framesIn.WithLabelValues(c)

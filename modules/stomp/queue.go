@@ -80,27 +80,99 @@ const (
 // outQueue is a connection's bounded outbound queue. Push never blocks;
 // the writer takes everything queued at once. The two slices start empty
 // and grow on demand; an idle connection gives large ones back.
+//
+// The writer is not a goroutine of its own: an idle connection has none.
+// The first item queued (or a timer, or a close) starts a drain goroutine
+// (run), which writes until the queue is empty; it then waits (parked) for
+// more while the connection was active within writerLinger, and ends after
+// that. running makes sure that at most one drain owns the transport at a
+// time, kicked that a wake-up during a drain is not lost. A busy
+// connection so keeps its writer goroutine, whose stack has grown to what
+// a write needs, instead of starting (and growing) one per delivery.
 type outQueue struct {
-	mu     sync.Mutex
-	items  []outItem
-	spare  []outItem
-	bytes  int
-	limit  int // items, for live traffic
-	blimit int // bytes, for live traffic
-	closed bool
-	abort  bool
-	notify chan struct{}
+	mu      sync.Mutex
+	items   []outItem
+	spare   []outItem
+	bytes   int
+	limit   int // items, for live traffic
+	blimit  int // bytes, for live traffic
+	closed  bool
+	abort   bool
+	running bool          // a drain owns the writer
+	parked  bool          // the drain waits on notify
+	kicked  bool          // woken while a drain ran: it looks again before it ends
+	done    bool          // the writer has finished: no drain starts again
+	run     func()        // the drain; nil until the writer starts
+	notify  chan struct{} // wakes a parked drain; made with the writer
 }
 
 func (q *outQueue) init(limit, blimit int) {
-	q.limit, q.blimit, q.notify = limit, blimit, make(chan struct{}, 1)
+	q.limit, q.blimit = limit, blimit
 }
 
+// wake makes the writer look at the queue and its timers: it starts a
+// drain unless one runs already.
 func (q *outQueue) wake() {
-	select {
-	case q.notify <- struct{}{}:
-	default:
+	q.mu.Lock()
+	start := q.claimLocked()
+	q.mu.Unlock()
+	if start {
+		go q.run()
 	}
+}
+
+// claim is wake for a caller that runs the drain itself when it gets it.
+func (q *outQueue) claim() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.claimLocked()
+}
+
+func (q *outQueue) claimLocked() bool {
+	if q.running || q.done || q.run == nil {
+		q.kicked = true
+		q.unparkLocked()
+		return false
+	}
+	q.running, q.kicked = true, false
+	return true
+}
+
+// unparkLocked wakes a parked drain.
+func (q *outQueue) unparkLocked() {
+	if q.parked {
+		q.parked = false
+		q.notify <- struct{}{} // room for one: only a parked drain is sent to, once
+	}
+}
+
+// idle is what a drain does when it found nothing more to write: it goes
+// on at once when something arrived since its last take (or a wake-up
+// came); else it waits parked while linger, and returns false when it is
+// to end.
+func (q *outQueue) idle(linger bool) bool {
+	q.mu.Lock()
+	if len(q.items) > 0 || q.abort || q.kicked {
+		q.kicked = false
+		q.mu.Unlock()
+		return true
+	}
+	if !linger {
+		q.running = false
+		q.mu.Unlock()
+		return false
+	}
+	q.parked = true
+	q.mu.Unlock()
+	<-q.notify
+	return true
+}
+
+// finish marks the writer finished: nothing is written any more.
+func (q *outQueue) finish() {
+	q.mu.Lock()
+	q.done = true
+	q.mu.Unlock()
 }
 
 // push queues it when there is room below limit+extra items (extra lets a
@@ -127,10 +199,13 @@ func (q *outQueue) push(it outItem, extra int) pushResult {
 	}
 	q.items = append(q.items, it)
 	q.bytes += sz
-	first := len(q.items) == 1
+	// Items need no kick: a running drain takes them before it ends.
+	start := !q.running && !q.done && q.run != nil
+	q.running = q.running || start
+	q.unparkLocked()
 	q.mu.Unlock()
-	if first {
-		q.wake() // later items find the writer already woken
+	if start {
+		go q.run()
 	}
 	return pushed
 }

@@ -47,6 +47,17 @@ type Batcher interface {
 	EndBatch() error
 }
 
+// ReadWaiter is implemented by a Transport that can wait for input without
+// reading it. Between client frames the reader (Hub.Start) waits there, on
+// a fresh goroutine, and calls Read only once input is there: a parked
+// reader then needs a stack of the smallest size, where waiting inside a
+// WebSocket library's Read needs twice that for every idle connection.
+// WaitReadable returns nil when Read would not block (input, an error or
+// the end of input is there); an error ends the connection.
+type ReadWaiter interface {
+	WaitReadable() error
+}
+
 // Backlogger is implemented by a Transport whose Write only buffers, the
 // bytes leaving later when the peer collects them (SockJS polling and
 // streaming sessions). Backlog is what Write accepted that the peer has not

@@ -8,7 +8,9 @@ import (
 	"github.com/go-stomp/stomp/v3/frame"
 )
 
-// writer is the state of a connection's writer loop.
+// writer is the state of a connection's writer. It is used by one drain
+// at a time (outQueue.running); successive drains are ordered by the
+// queue's mutex.
 type writer struct {
 	c         *conn
 	buf       *[]byte // borrowed from bufPool for a batch; nil between batches
@@ -19,11 +21,16 @@ type writer struct {
 	hbOut     time.Duration
 	hbIn      time.Duration
 	expires   time.Time
+	connectBy time.Time
 	lastWrite time.Time
 	lastPing  time.Time
-	timer     *time.Timer // wakes the loop (q.wake) when a timer is due
+	timer     *time.Timer // starts a drain when a timer is due
 	due       time.Time   // when timer fires; zero: stopped
 }
+
+// writerLinger is how long a drain waits for more after a connection's
+// last write (lastWrite) before its goroutine ends.
+const writerLinger = 250 * time.Millisecond
 
 var heartbeatEOL = []byte{'\n'}
 
@@ -31,36 +38,64 @@ var heartbeatEOL = []byte{'\n'}
 // batch, so that an idle connection holds none.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
-// writeLoop is the only goroutine that writes to or closes the transport.
-// It drains the outbound queue, sends heart-beats and pings, and enforces
-// the connect timeout, the client's heart-beat, token expiry and the
-// incomplete-frame timeout. It waits on the queue's notify channel alone:
-// timers wake it through the same channel (time.AfterFunc), so that an
-// idle connection costs one parked goroutine and one runtime timer.
-func (c *conn) writeLoop() {
-	defer c.writer.Done()
-	defer c.cancel()
-	defer c.q.abortNow() // nothing more is accepted once the writer is gone
-	start := time.Now()
-	w := &writer{c: c, version: V10, lastWrite: start, lastPing: start}
-	connectBy := start.Add(c.h.o.ConnectTimeout)
-	w.due = connectBy
-	w.timer = time.AfterFunc(c.h.o.ConnectTimeout, c.q.wake)
-	defer w.timer.Stop()
+// startWriter starts the connection's writer, the only code that writes
+// to or closes the transport. It drains the outbound queue, sends
+// heart-beats and pings, and enforces the connect timeout, the client's
+// heart-beat, token expiry and the incomplete-frame timeout. It has no
+// goroutine while there is nothing to do: a queued item, a close or a due
+// timer starts a drain (outQueue.wake), which ends when the queue is
+// empty, so that an idle connection costs its reader goroutine and one
+// runtime timer. c.writer is done once the writer has closed the transport.
+func (c *conn) startWriter() {
+	c.writer.Add(1)
+	now := time.Now()
+	w := &writer{c: c, version: V10, lastWrite: now, lastPing: now, connectBy: now.Add(c.h.o.ConnectTimeout)}
+	w.due = w.connectBy
+	w.timer = time.AfterFunc(c.h.o.ConnectTimeout, func() {
+		if c.q.claim() {
+			w.drain() // the timer's own goroutine does the work
+		}
+	})
+	c.q.mu.Lock()
+	c.q.run, c.q.notify = w.drain, make(chan struct{}, 1)
+	c.q.mu.Unlock()
+	c.q.wake() // anything queued before now, and the first look at the timers
+}
+
+// drain writes what is queued and runs the timers until the queue stays
+// empty; it ends the writer when the connection is closed.
+func (w *writer) drain() {
+	c := w.c
 	for {
-		<-c.q.notify
 		items, aborted := c.q.take()
 		if aborted {
 			_ = c.t.Close(CloseGoingAway, "") // the peer is gone; nothing to tell it
+			w.finish()
 			return
 		}
 		if done := w.writeBatch(items); done {
+			w.finish()
 			return
 		}
-		if done := w.timers(connectBy); done {
+		if done := w.timers(w.connectBy); done {
+			w.finish()
+			return
+		}
+		if !c.q.idle(time.Since(w.lastWrite) < writerLinger) {
 			return
 		}
 	}
+}
+
+// finish ends the writer: nothing more is accepted, the timer stops and
+// the connection's context ends.
+func (w *writer) finish() {
+	c := w.c
+	w.timer.Stop()
+	c.q.finish()
+	c.q.abortNow() // nothing more is accepted once the writer is gone
+	c.cancel()
+	c.writer.Done()
 }
 
 // timers runs what is due after a batch (or a timer's wake-up) and arms
@@ -147,6 +182,12 @@ func (w *writer) writeBatch(items []outItem) (done bool) {
 			return true
 		}
 	}
+	for i := range items { // the write stage, timed by the batch's first live event
+		if it := &items[i]; it.kind == kindMessage && it.p.at != 0 {
+			w.c.h.m.stageWrite.Observe(time.Duration(time.Now().UnixNano() - it.p.at))
+			break
+		}
+	}
 	return false
 }
 
@@ -182,6 +223,9 @@ func (w *writer) nextWake(now, connectBy time.Time) time.Time {
 	}
 	if ps := c.partialSince.Load(); ps != 0 {
 		earlier(time.Unix(0, ps).Add(c.h.o.PartialTimeout + time.Millisecond))
+	}
+	if end := w.lastWrite.Add(writerLinger + time.Millisecond); end.After(now) {
+		earlier(end) // the lingering drain ends then
 	}
 	if p := c.pingPeriod; p > 0 {
 		earlier(w.lastPing.Add(p))
