@@ -35,12 +35,12 @@ func (c *conn) onSend(f *frame.Frame, receipt string) (handled bool, err error) 
 	case AppSend, AppRead, AppTyping, AppEdit, AppDelete:
 	default:
 		if strings.HasPrefix(dest, "/app/") {
-			return false, errPolicy("unknown destination", "no handler for "+truncate(dest, 200))
+			return false, ReasonUnknownDest.With("no handler for " + truncate(dest, 200))
 		}
-		return false, errPolicy("forbidden destination", "SEND is accepted on /app/chat.send, /app/chat.read, /app/chat.typing, /app/chat.edit and /app/chat.delete only")
+		return false, ReasonForbiddenDest.With("SEND is accepted on /app/chat.send, /app/chat.read, /app/chat.typing, /app/chat.edit and /app/chat.delete only")
 	}
 	if _, ok := f.Header.Contains("transaction"); ok {
-		return false, protocolErr("transactions are not supported", "SEND with a transaction header")
+		return false, ReasonNoTransactions.With("SEND with a transaction header")
 	}
 	var prob *problem.Problem
 	switch dest {

@@ -115,7 +115,7 @@ func (c *conn) readLoop(fresh bool) (again bool) {
 		if err != nil {
 			switch {
 			case errors.Is(err, ErrBinaryMessage):
-				c.fail(&ProtocolError{Message: "binary message", Detail: ErrBinaryMessage.Error(), Code: CloseProtocolError}, "")
+				c.fail(ReasonBinary.With(ErrBinaryMessage.Error()), "")
 			case errors.Is(err, ErrMessageTooLarge):
 				c.fail(errTooLarge(c.h.o.Limits.MaxFrameBytes), "")
 			default:
@@ -157,7 +157,7 @@ func (c *conn) readLoop(fresh bool) (again bool) {
 func (c *conn) fail(err error, receipt string) {
 	var pe *ProtocolError
 	if !errors.As(err, &pe) {
-		pe = &ProtocolError{Message: "internal error", Code: 1011}
+		pe = ReasonInternal.With("")
 		c.lg().Error("stomp connection failed", "error", err)
 	} else {
 		c.lg().Info("stomp protocol error", "reason", pe.Message, "detail", pe.Detail)
@@ -173,7 +173,7 @@ func (c *conn) handle(f *frame.Frame) (done bool) {
 	receipt, _ := f.Header.Contains(frame.Receipt)
 	if !c.connected {
 		if f.Command != frame.CONNECT && f.Command != frame.STOMP {
-			c.fail(protocolErr("expected CONNECT", "the first frame must be CONNECT or STOMP, got %s", f.Command), receipt)
+			c.fail(ReasonExpectedConnect.Withf("the first frame must be CONNECT or STOMP, got %s", f.Command), receipt)
 			return true
 		}
 		if err := c.onConnect(f); err != nil {
@@ -203,11 +203,11 @@ func (c *conn) handle(f *frame.Frame) (done bool) {
 		c.q.closeWith(closeItem(CloseNormal, "disconnect"), false)
 		return true
 	case frame.BEGIN, frame.COMMIT, frame.ABORT:
-		err = protocolErr("transactions are not supported", "%s is not supported by this server", f.Command)
+		err = ReasonNoTransactions.Withf("%s is not supported by this server", f.Command)
 	case frame.CONNECT, frame.STOMP:
-		err = protocolErr("already connected", "a second %s on one connection", f.Command)
+		err = ReasonAlreadyConnected.Withf("a second %s on one connection", f.Command)
 	default:
-		err = protocolErr("unexpected frame", "%s is a server frame", f.Command)
+		err = ReasonUnexpectedFrame.Withf("%s is a server frame", f.Command)
 	}
 	if err != nil {
 		c.fail(err, receipt)
@@ -237,8 +237,7 @@ func (c *conn) push(it outItem, extra int) {
 }
 
 // errSlowConsumer is the ERROR a connection that cannot keep up gets.
-var errSlowConsumer = &ProtocolError{Message: "slow consumer",
-	Detail: "the outbound queue is full; the client does not read fast enough", Code: CloseTryAgainLater}
+var errSlowConsumer = ReasonSlowConsumer.With("the outbound queue is full; the client does not read fast enough")
 
 // slowConsumer replaces the backlog with an ERROR and closes the connection.
 func (c *conn) slowConsumer() {
@@ -260,7 +259,7 @@ func (c *conn) onConnect(f *frame.Frame) error {
 	accept, present := f.Header.Contains(frame.AcceptVersion)
 	v, ok := negotiateVersion(accept, present)
 	if !ok {
-		return protocolErr("unsupported version", "this server speaks STOMP %s", SupportedVersions)
+		return ReasonUnsupported.Withf("this server speaks STOMP %s", SupportedVersions)
 	}
 	c.version = v
 	c.dec.SetVersion(v)
@@ -272,21 +271,21 @@ func (c *conn) onConnect(f *frame.Frame) error {
 	} else {
 		token := bearer(f.Header)
 		if token == "" {
-			return errPolicy("unauthorized", "no token: send Authorization: Bearer <jwt> in CONNECT")
+			return ReasonUnauthorized.With("no token: send Authorization: Bearer <jwt> in CONNECT")
 		}
 		var err error
 		if p, err = c.h.o.Auth.Authenticate(token); err != nil {
-			return errPolicy("unauthorized", "the token is invalid or expired")
+			return ReasonUnauthorized.With("the token is invalid or expired")
 		}
 	}
 	if !p.ExpiresAt.IsZero() && !time.Now().Before(p.ExpiresAt) {
-		return errPolicy("token expired", "the token has expired; reconnect with a fresh one")
+		return ReasonTokenExpired.With("the token has expired; reconnect with a fresh one")
 	}
 	cx, cy := time.Duration(0), time.Duration(0)
 	if hb, ok := f.Header.Contains(frame.HeartBeat); ok && v > V10 {
 		var err error
 		if cx, cy, err = frame.ParseHeartBeat(strings.TrimSpace(hb)); err != nil {
-			return protocolErr("invalid heart-beat", "heart-beat must be two non-negative integers, e.g. 10000,10000")
+			return ReasonInvalidHeartBeat.With("heart-beat must be two non-negative integers, e.g. 10000,10000")
 		}
 	}
 	info := &connectedInfo{version: v, expires: p.ExpiresAt}
@@ -303,7 +302,7 @@ func (c *conn) onConnect(f *frame.Frame) error {
 	c.user = p.UserID
 	c.logUser.Store(&c.user) // c.user is not written again
 	if !c.h.users.add(c.user, c, lim.MaxConnsPerUser) {
-		return errPolicy("too many connections", "this user has the maximum number of connections open")
+		return ReasonTooManyConns.With("this user has the maximum number of connections open")
 	}
 	c.registeredUser = p.UserID
 	c.h.observe(c.user, true) // presence (observe.go)

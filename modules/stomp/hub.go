@@ -153,8 +153,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 }
 
 // errShuttingDown is the ERROR every connection gets in a drain.
-var errShuttingDown = &ProtocolError{Message: "server shutting down",
-	Detail: "this instance is stopping; reconnect (through the load balancer) and subscribe with since-seq", Code: CloseGoingAway}
+var errShuttingDown = ReasonShuttingDown.With("this instance is stopping; reconnect (through the load balancer) and subscribe with since-seq")
 
 // Drain refuses new connections, then gives every open connection an ERROR
 // "server shutting down" after what was already queued for it, and closes

@@ -145,7 +145,7 @@ func (c *conn) flushTokenWarning(err *error) {
 // errRefreshUnauthorized ends a connection whose refresh token is
 // missing, invalid or for another user.
 func errRefreshUnauthorized(detail string) *ProtocolError {
-	return errPolicy("unauthorized", detail)
+	return ReasonUnauthorized.With(detail)
 }
 
 // onRefresh handles SEND /app/auth.refresh: a valid token for the
@@ -163,7 +163,7 @@ func (c *conn) onRefresh(f *frame.Frame, receipt string) (handled bool, err erro
 		return false, errRefreshUnauthorized("the new token is for another user")
 	}
 	if !p.ExpiresAt.IsZero() && !time.Now().Before(p.ExpiresAt) {
-		return false, errPolicy("token expired", "the new token has expired")
+		return false, ReasonTokenExpired.With("the new token has expired")
 	}
 	c.setExpiry(p.ExpiresAt)
 	c.q.wake() // the writer re-reads the expiry (it may have moved earlier)

@@ -9,7 +9,6 @@ package stomp
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/chat-service/chat/modules/chat"
@@ -76,6 +75,7 @@ const (
 	ClosePolicy        = 1008
 	CloseTooBig        = 1009
 	CloseTryAgainLater = 1013
+	CloseInternalError = 1011
 )
 
 // Errors a Transport's Read reports for messages STOMP cannot take.
@@ -137,18 +137,8 @@ func (e *ProtocolError) Error() string {
 	return e.Message + ": " + e.Detail
 }
 
-func protocolErr(msg, format string, args ...any) *ProtocolError {
-	return &ProtocolError{Message: msg, Detail: fmt.Sprintf(format, args...), Code: CloseProtocolError}
-}
-
-func errMalformed(detail string) *ProtocolError {
-	return &ProtocolError{Message: "malformed frame", Detail: detail, Code: CloseProtocolError}
-}
+func errMalformed(detail string) *ProtocolError { return ReasonMalformed.With(detail) }
 
 func errTooLarge(max int) *ProtocolError {
-	return &ProtocolError{Message: "frame too large", Detail: fmt.Sprintf("the limit is %d bytes", max), Code: CloseTooBig}
-}
-
-func errPolicy(msg, detail string) *ProtocolError {
-	return &ProtocolError{Message: msg, Detail: detail, Code: ClosePolicy}
+	return ReasonFrameTooLarge.Withf("the limit is %d bytes", max)
 }

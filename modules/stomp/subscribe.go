@@ -63,18 +63,18 @@ func (c *conn) onSubscribe(f *frame.Frame) (err error) {
 	defer c.flushTokenWarning(&err) // a token_expiring due before /user/queue/events existed (refresh.go)
 	dest := f.Header.Get(frame.Destination)
 	if dest == "" {
-		return protocolErr("missing destination", "SUBSCRIBE needs a destination header")
+		return ReasonMissingDest.With("SUBSCRIBE needs a destination header")
 	}
 	if len(dest) > maxHeaderID {
-		return errPolicy("destination too long", "a destination is at most "+strconv.Itoa(maxHeaderID)+" bytes")
+		return ReasonDestTooLong.With("a destination is at most " + strconv.Itoa(maxHeaderID) + " bytes")
 	}
 	id := f.Header.Get(frame.Id)
 	if len(id) > maxHeaderID {
-		return errPolicy("subscription id too long", "a subscription id is at most "+strconv.Itoa(maxHeaderID)+" bytes")
+		return ReasonSubIDTooLong.With("a subscription id is at most " + strconv.Itoa(maxHeaderID) + " bytes")
 	}
 	if id == "" {
 		if c.version > V10 {
-			return protocolErr("missing id", "SUBSCRIBE needs an id header")
+			return ReasonMissingID.With("SUBSCRIBE needs an id header")
 		}
 		id = dest // STOMP 1.0 made id optional
 	}
@@ -82,13 +82,13 @@ func (c *conn) onSubscribe(f *frame.Frame) (err error) {
 	case "", "auto", "client", "client-individual":
 		// Accepted; delivery is ack:auto in effect.
 	default:
-		return protocolErr("invalid ack", "ack must be auto, client or client-individual")
+		return ReasonInvalidAck.With("ack must be auto, client or client-individual")
 	}
 	if c.findSub(id) != nil {
-		return protocolErr("duplicate subscription id", "subscription id %q is already in use", id)
+		return ReasonDuplicateSub.Withf("subscription id %q is already in use", id)
 	}
 	if len(c.subs) >= c.h.o.Limits.MaxSubscriptions {
-		return errPolicy("too many subscriptions", "at most "+strconv.Itoa(c.h.o.Limits.MaxSubscriptions)+" per connection")
+		return ReasonTooManySubs.With("at most " + strconv.Itoa(c.h.o.Limits.MaxSubscriptions) + " per connection")
 	}
 	sub := &subscription{c: c, id: id, dest: dest, head: messageHead(dest, id, c.version), at: time.Now().UnixMilli()}
 	switch dest { // the constants are kept rather than the frame's copies
@@ -101,7 +101,7 @@ func (c *conn) onSubscribe(f *frame.Frame) (err error) {
 	default:
 		sid, ok := strings.CutPrefix(dest, TopicSessionPrefix)
 		if !ok {
-			return errPolicy("unknown destination", "cannot subscribe to "+truncate(dest, 200))
+			return ReasonUnknownDest.With("cannot subscribe to " + truncate(dest, 200))
 		}
 		sub.kind, sub.sessionID = destTopic, sid
 		if err := c.authorizeSession(sid); err != nil {
@@ -112,7 +112,7 @@ func (c *conn) onSubscribe(f *frame.Frame) (err error) {
 	if s, ok := f.Header.Contains("since-seq"); ok && sub.kind == destTopic {
 		n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
 		if err != nil || n < 0 {
-			return protocolErr("invalid since-seq", "since-seq must be an integer >= 0")
+			return ReasonInvalidSinceSeq.With("since-seq must be an integer >= 0")
 		}
 		since = n
 		sub.replaying, sub.lastSeq, sub.positioned = true, n, true
@@ -127,7 +127,7 @@ func (c *conn) onSubscribe(f *frame.Frame) (err error) {
 }
 
 // errRemoved refuses a SUBSCRIBE to a session the user was removed from.
-var errRemoved = errPolicy("forbidden destination", "no such session, or not a participant")
+var errRemoved = ReasonForbiddenDest.With("no such session, or not a participant")
 
 // authorizeSession checks participation once per connection and session;
 // a members event that removes the user makes the next check refuse
@@ -147,11 +147,11 @@ func (c *conn) authorizeSession(sid string) error {
 	ok, err := c.h.o.Chat.IsParticipant(ctx, sid, c.user)
 	if err != nil {
 		c.lg().Warn("participant check failed", "session_id", sid, "error", err)
-		return &ProtocolError{Message: "unavailable", Detail: "cannot check the subscription now; retry later", Code: CloseTryAgainLater}
+		return ReasonUnavailable.With("cannot check the subscription now; retry later")
 	}
 	if !ok {
 		// The same answer for an unknown session and a foreign one: existence is not leaked.
-		return errPolicy("forbidden destination", "no such session, or not a participant")
+		return ReasonForbiddenDest.With("no such session, or not a participant")
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -212,7 +212,7 @@ func (c *conn) onUnsubscribe(f *frame.Frame) error {
 	id := f.Header.Get(frame.Id)
 	if id == "" {
 		if c.version > V10 {
-			return protocolErr("missing id", "UNSUBSCRIBE needs an id header")
+			return ReasonMissingID.With("UNSUBSCRIBE needs an id header")
 		}
 		id = f.Header.Get(frame.Destination)
 	}
@@ -261,7 +261,7 @@ func (c *conn) replay(sub *subscription, since int64) error {
 			return errRemoved // removed between the participation check and the replay
 		}
 		c.lg().Warn("replay failed", "session_id", sub.sessionID, "error", err)
-		return &ProtocolError{Message: "unavailable", Detail: "cannot replay the session now; retry later", Code: CloseTryAgainLater}
+		return ReasonUnavailable.With("cannot replay the session now; retry later")
 	}
 	var replayed []*payload
 	if resync {

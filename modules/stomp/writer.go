@@ -110,11 +110,11 @@ func (w *writer) timers(connectBy time.Time) (done bool) {
 	var pe *ProtocolError
 	switch {
 	case !w.connected && !now.Before(connectBy):
-		pe = protocolErr("expected CONNECT", "no CONNECT frame within %s", c.h.o.ConnectTimeout)
+		pe = ReasonExpectedConnect.Withf("no CONNECT frame within %s", c.h.o.ConnectTimeout)
 	case w.connected && w.hbIn > 0 && now.Sub(time.Unix(0, c.lastRead.Load())) > 2*w.hbIn:
-		pe = protocolErr("heart-beat timeout", "nothing received for more than twice the negotiated %s", w.hbIn)
+		pe = ReasonHeartBeatTimeout.Withf("nothing received for more than twice the negotiated %s", w.hbIn)
 	case w.connected && !w.expires.IsZero() && !now.Before(w.expires):
-		pe = errPolicy("token expired", "the token has expired; reconnect with a fresh one")
+		pe = ReasonTokenExpired.With("the token has expired; reconnect with a fresh one")
 	case c.partialSince.Load() != 0 && now.Sub(time.Unix(0, c.partialSince.Load())) > c.h.o.PartialTimeout:
 		pe = errMalformed("an incomplete frame was not finished in time")
 	}
