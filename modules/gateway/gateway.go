@@ -197,23 +197,12 @@ func (g *Gateway) upgradePrincipal(w http.ResponseWriter, r *http.Request, heade
 		unauthorized(w, "the token is invalid or expired")
 		return nil, false
 	}
-	return &stomp.Principal{UserID: p.UserID, ExpiresAt: p.ExpiresAt}, true
+	return &p, true // auth.Principal and stomp.Principal are one type (ident.Principal)
 }
 
 func unauthorized(w http.ResponseWriter, detail string) {
 	problem.Error(w, http.StatusUnauthorized, "unauthorized", detail)
 }
 
-// connectAuth adapts the Authenticator to the STOMP CONNECT check.
-type connectAuth struct{ a Authenticator }
-
-func (c connectAuth) Authenticate(token string) (stomp.Principal, error) {
-	p, err := c.a.Verify(token)
-	if err != nil {
-		return stomp.Principal{}, err
-	}
-	return stomp.Principal{UserID: p.UserID, ExpiresAt: p.ExpiresAt}, nil
-}
-
 // StompAuthenticator verifies STOMP CONNECT tokens with a.
-func StompAuthenticator(a Authenticator) stomp.Authenticator { return connectAuth{a} }
+func StompAuthenticator(a Authenticator) stomp.Authenticator { return stomp.AuthenticatorFunc(a.Verify) }

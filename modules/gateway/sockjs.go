@@ -375,7 +375,7 @@ func (g *Gateway) serveSockJSSession(s sockjs.Session) {
 	defer t.done()
 	tr := &sockjsTransport{s: s, b: b}
 	_ = g.o.Hub.Serve(context.Background(), tr, stomp.ConnOptions{ // ErrShuttingDown: Serve closed the session
-		Principal:   &stomp.Principal{UserID: p.UserID, ExpiresAt: p.ExpiresAt},
+		Principal:   &p,
 		Transport:   "sockjs-" + receiverName(s.ReceiverType()),
 		RemoteAddr:  req.RemoteAddr,
 		OnConnected: t.authenticated,

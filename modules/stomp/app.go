@@ -95,10 +95,9 @@ func (c *conn) appRead(f *frame.Frame) *problem.Problem {
 	if p := decodeJSON(f, &req); p != nil {
 		return p
 	}
-	seq, err := strconv.ParseInt(string(req.Seq), 10, 64)
-	if err != nil || seq < 0 {
-		p := problem.New(http.StatusBadRequest, "invalid_seq", "seq must be an integer >= 0")
-		return &p
+	seq, p := parseSeq(req.Seq, 0)
+	if p != nil {
+		return p
 	}
 	ctx, cancel := c.call()
 	defer cancel()
@@ -185,4 +184,15 @@ func problemFor(err error) problem.Problem {
 	}
 	p, _ := edge.Problem(err) // an unexpected error becomes a 500 "internal" without its text
 	return p
+}
+
+// parseSeq reads a body's seq: a JSON integer of at least min, else the
+// invalid_seq problem REST answers too.
+func parseSeq(raw json.RawMessage, min int64) (int64, *problem.Problem) {
+	seq, err := strconv.ParseInt(string(raw), 10, 64)
+	if err != nil || seq < min {
+		p := problem.New(http.StatusBadRequest, "invalid_seq", "seq must be an integer >= "+strconv.FormatInt(min, 10))
+		return 0, &p
+	}
+	return seq, nil
 }

@@ -3,7 +3,6 @@ package stomp
 import (
 	"encoding/json"
 	"net/http"
-	"strconv"
 
 	"github.com/go-stomp/stomp/v3/frame"
 
@@ -30,11 +29,11 @@ func (c *conn) appChange(f *frame.Frame, dest string) *problem.Problem {
 	if p := decodeJSON(f, &req); p != nil {
 		return p
 	}
-	seq, err := strconv.ParseInt(string(req.Seq), 10, 64)
-	if err != nil || seq < 1 {
-		p := problem.New(http.StatusBadRequest, "invalid_seq", "seq must be an integer >= 1")
-		return &p
+	seq, p := parseSeq(req.Seq, 1)
+	if p != nil {
+		return p
 	}
+	var err error
 	ctx, cancel := c.call()
 	defer cancel()
 	if dest == AppDelete {

@@ -122,15 +122,24 @@ var ErrShuttingDown = errors.New("stomp: hub is shutting down")
 
 // Shutdown refuses new connections, asks every connection to close (a
 // WebSocket close frame, 1001) and waits for their loops until ctx ends;
-// connections still open then are aborted.
-func (h *Hub) Shutdown(ctx context.Context) error {
+// snapshot returns the open connections; closing also refuses new ones
+// from then on (Shutdown, Drain).
+func (h *Hub) snapshot(closing bool) []*conn {
 	h.mu.Lock()
-	h.closing = true
+	defer h.mu.Unlock()
+	if closing {
+		h.closing = true
+	}
 	conns := make([]*conn, 0, len(h.conns))
 	for c := range h.conns {
 		conns = append(conns, c)
 	}
-	h.mu.Unlock()
+	return conns
+}
+
+// connections still open then are aborted.
+func (h *Hub) Shutdown(ctx context.Context) error {
+	conns := h.snapshot(true)
 	for _, c := range conns {
 		c.q.closeWith(closeItem(CloseGoingAway, "server shutting down"), false)
 	}
@@ -161,13 +170,7 @@ var errShuttingDown = ReasonShuttingDown.With("this instance is stopping; reconn
 // all reconnect at once. It waits for the connections' loops until ctx
 // ends; a ctx that ends during the spread closes the rest at once.
 func (h *Hub) Drain(ctx context.Context, spread time.Duration) error {
-	h.mu.Lock()
-	h.closing = true
-	conns := make([]*conn, 0, len(h.conns))
-	for c := range h.conns {
-		conns = append(conns, c)
-	}
-	h.mu.Unlock()
+	conns := h.snapshot(true)
 	start := time.Now()
 	timer := time.NewTimer(0)
 	defer timer.Stop()

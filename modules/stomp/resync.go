@@ -52,12 +52,7 @@ func (h *Hub) Resync(since time.Time) {
 // replay and returns a job for each. One that is replaying already (a
 // since-seq replay, an earlier resync) is told to run again when done.
 func (h *Hub) markResync(since time.Time) []resyncJob {
-	h.mu.Lock()
-	conns := make([]*conn, 0, len(h.conns))
-	for c := range h.conns {
-		conns = append(conns, c)
-	}
-	h.mu.Unlock()
+	conns := h.snapshot(false)
 	var jobs []resyncJob
 	for _, c := range conns {
 		c.mu.Lock()
