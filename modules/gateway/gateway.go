@@ -205,4 +205,6 @@ func unauthorized(w http.ResponseWriter, detail string) {
 }
 
 // StompAuthenticator verifies STOMP CONNECT tokens with a.
-func StompAuthenticator(a Authenticator) stomp.Authenticator { return stomp.AuthenticatorFunc(a.Verify) }
+func StompAuthenticator(a Authenticator) stomp.Authenticator {
+	return stomp.AuthenticatorFunc(a.Verify)
+}

@@ -67,21 +67,33 @@ func TestIdleReadersParkOnSmallStacks(t *testing.T) {
 		runtime.ReadMemStats(&ms)
 		return ms.StackInuse
 	}
-	before := stacks()
+	before, goroutines := stacks(), runtime.NumGoroutine()
 	const conns = 200
 	wss := make([]*websocket.Conn, 0, conns)
 	for range conns {
 		wss = append(wss, subscribeRaw(t, s, "bob", sid, nil))
 	}
 	// The client side of the test holds no goroutines; the server's
-	// readers are what is left once the writers stopped lingering.
-	time.Sleep(500 * time.Millisecond)
-	per := float64(stacks()-before) / conns
+	// readers are what is left once the writers stopped lingering, which
+	// on a busy machine takes longer than their linger.
+	for deadline := time.Now().Add(stomptest.Wait); runtime.NumGoroutine()-goroutines > conns+5; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d idle connections still hold %d goroutines", conns, runtime.NumGoroutine()-goroutines)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	limit := 3 << 10 // the smallest stack, 2 KiB, and room for the test's own goroutines
 	if raceEnabled {
 		// Instrumented frames are larger and the runtime keeps more of them:
 		// about 6–8 KiB, where a reader inside gorilla's read takes 16.
 		limit = 10 << 10
+	}
+	// Stacks freed by the last writers return to the heap at a collection:
+	// measure until that has happened.
+	per := float64(stacks()-before) / conns
+	for deadline := time.Now().Add(stomptest.Wait); per > float64(limit) && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+		per = float64(stacks()-before) / conns
 	}
 	if per > float64(limit) {
 		t.Fatalf("%.0f bytes of goroutine stack per idle connection; want at most %d", per, limit)
