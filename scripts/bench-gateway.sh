@@ -27,7 +27,7 @@
 # Usage: scripts/bench-gateway.sh            about 8 minutes
 # Environment (defaults): FAN_CONNS (800), FAN_WINDOW (2), IDLE_CONNS (5000),
 # GROUP_SESSIONS (1000), DURATION (15s), WARMUP (3s), DRAIN (2s), STEPS ("f g h i"),
-# TARGETS ("rabbitmq pg embedded"), PEER_BIG (0), TIME_LIMIT (1500 s).
+# TARGETS ("rabbitmq pg embedded"), PEER_BIG (0), TIME_LIMIT (1500 s), SVC_EXTRA ("").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,6 +49,9 @@ SWEEP_DURATION=0s FANOUT_DURATION=0s # bench()'s bound: DURATION is every part's
 BENCH_NAME=bench-gateway
 SVC_SETS=(-set limits.rate_per_second=100000 -set limits.burst=100000 -set limits.connect_rate=100000
 	-set limits.max_preauth_per_ip=100000 -set limits.max_connections_per_user=100000)
+# SVC_EXTRA: more chat.yaml settings for the service runs, as key=value words
+# (e.g. SVC_EXTRA="outbox.batch_size=500").
+for kv in ${SVC_EXTRA:-}; do SVC_SETS+=(-set "$kv"); done
 # shellcheck source=scripts/bench-lib.sh
 . scripts/bench-lib.sh # the working directory is the repository's root
 
