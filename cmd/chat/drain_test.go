@@ -13,7 +13,7 @@ import (
 	"github.com/go-stomp/stomp/v3/frame"
 	"github.com/gorilla/websocket"
 
-	"github.com/chat-service/chat/cmd/internal/bintest"
+	"github.com/chat-service/chat/modules/platform/platformtest/bintest"
 	"github.com/chat-service/chat/modules/stomp"
 )
 

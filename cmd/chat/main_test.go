@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chat-service/chat/cmd/internal/bintest"
+	"github.com/chat-service/chat/modules/platform/platformtest/bintest"
 )
 
 // TestServesAndStopsOnSIGTERM runs the binary with the embedded defaults

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chat-service/chat/cmd/internal/bintest"
+	"github.com/chat-service/chat/modules/platform/platformtest/bintest"
 )
 
 // chatYAML is what an operator of the custom binary writes: it selects the

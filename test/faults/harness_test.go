@@ -13,12 +13,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,50 +27,17 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/gorilla/websocket"
 
+	"github.com/chat-service/chat/modules/platform/platformtest/bintest"
 	"github.com/chat-service/chat/modules/stomp"
 	"github.com/chat-service/chat/modules/store/storetest"
 )
 
 const secret = "fault-suite-secret-0123456789abcdef"
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// binary builds cmd/chat once for the package.
-func binary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "chat-faults-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "chat")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/chat-service/chat/cmd/chat").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binPath != "" {
-		_ = os.RemoveAll(filepath.Dir(binPath))
-	}
-	os.Exit(code)
-}
-
 // cluster is what the instances of one test share.
 type cluster struct {
 	t       *testing.T
+	bin     string // cmd/chat, built for the test
 	dsn     string
 	amqpURL string
 	queue   string
@@ -98,32 +62,18 @@ func newCluster(t *testing.T) *cluster {
 type instance struct {
 	name string
 	base string // http://127.0.0.1:port
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	done chan struct{}
+	p    *bintest.Process
 }
 
 func (in *instance) ws() string { return "ws" + strings.TrimPrefix(in.base, "http") }
 
-func (in *instance) alive() bool {
-	select {
-	case <-in.done:
-		return false
-	default:
-		return true
-	}
-}
+func (in *instance) alive() bool { return in.p.Alive() }
 
 // start runs one instance and waits for /readyz.
 func (c *cluster) start(name string) *instance {
 	t := c.t
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
+	addr := bintest.FreeAddr(t)
 	args := []string{
 		"-set", "server.addr=" + addr,
 		"-set", "server.drain_delay=0s", "-set", "server.drain_spread=0s", "-set", "server.shutdown_timeout=3s",
@@ -139,70 +89,50 @@ func (c *cluster) start(name string) *instance {
 	for _, kv := range c.extra {
 		args = append(args, "-set", kv)
 	}
-	cmd := exec.Command(binary(t), args...)
-	cmd.Dir = t.TempDir()
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "CHAT_") { // the config loader would read those
-			cmd.Env = append(cmd.Env, kv)
-		}
+	if c.bin == "" {
+		c.bin = bintest.Build(t, "github.com/chat-service/chat/cmd/chat")
 	}
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	in := &instance{name: name, base: "http://" + addr, cmd: cmd, out: out, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(in.done) }()
-	t.Cleanup(func() {
+	p := bintest.Start(t, c.bin, t.TempDir(), nil, args...)
+	in := &instance{name: name, base: "http://" + addr, p: p}
+	t.Cleanup(func() { // before Start's kill: a graceful stop first
 		if in.alive() {
-			_ = cmd.Process.Signal(syscall.SIGTERM)
+			_ = p.Cmd.Process.Signal(syscall.SIGTERM)
 			select {
-			case <-in.done:
+			case <-p.Done():
 			case <-time.After(15 * time.Second):
-				_ = cmd.Process.Kill()
-				<-in.done
+				_ = p.Cmd.Process.Kill()
+				<-p.Done()
 			}
 		}
 		if t.Failed() {
-			t.Logf("instance %s output:\n%s", name, out.String())
+			t.Logf("instance %s output:\n%s", name, p.Output())
 		}
 	})
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if res, err := http.Get(in.base + "/readyz"); err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return in
-			}
-		}
-		if !in.alive() || time.Now().After(deadline) {
-			t.Fatalf("instance %s did not become ready:\n%s", name, out.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	p.WaitReady(t, in.base)
+	return in
 }
 
 // pause stops the process (SIGSTOP) until resume (SIGCONT): its sockets
 // stay open and nothing is read from them.
 func (in *instance) pause(t *testing.T) {
-	if err := in.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+	if err := in.p.Cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = in.cmd.Process.Signal(syscall.SIGCONT) }) // never leave it stopped
+	t.Cleanup(func() { _ = in.p.Cmd.Process.Signal(syscall.SIGCONT) }) // never leave it stopped
 }
 
 func (in *instance) resume(t *testing.T) {
-	if err := in.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+	if err := in.p.Cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
 }
 
 // kill9 ends the instance with SIGKILL: no drain, no goodbye.
 func (in *instance) kill9(t *testing.T) {
-	if err := in.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := in.p.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	<-in.done
+	<-in.p.Done()
 }
 
 func token(t *testing.T, user string) string {
@@ -773,22 +703,4 @@ func (tr *traffic) finish(user string) {
 	if len(tr.accepted) == 0 {
 		t.Fatal("no traffic")
 	}
-}
-
-// syncBuffer collects a child process's output.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

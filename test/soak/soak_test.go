@@ -12,17 +12,13 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -30,6 +26,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/gorilla/websocket"
 
+	"github.com/chat-service/chat/modules/platform/platformtest/bintest"
 	"github.com/chat-service/chat/modules/stomp"
 	"github.com/chat-service/chat/modules/store/storetest"
 )
@@ -47,16 +44,7 @@ func TestSoak(t *testing.T) {
 	if err != nil || d <= 0 {
 		t.Skip("soak runs when TEST_CHAT_SOAK is a duration (60s in CI, 10m for the long form)")
 	}
-	bin := filepath.Join(t.TempDir(), "chat")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/chat-service/chat/cmd/chat").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
+	addr := bintest.FreeAddr(t)
 	args := []string{"-set", "server.addr=" + addr, "-set", "auth.dev.enabled=false", "-set", "auth.jwt.hmac_secret=" + secret,
 		"-set", "log.level=warn", "-set", "server.drain_delay=0s", "-set", "server.drain_spread=1s"}
 	backend := "sqlite + memory relay"
@@ -67,47 +55,15 @@ func TestSoak(t *testing.T) {
 			"-set", "commands.queue=chat.send.soak."+strconv.Itoa(os.Getpid()))
 		backend = "postgres + rabbitmq"
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Dir = t.TempDir()
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "CHAT_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	var out bytes.Buffer
-	var outMu sync.Mutex
-	cmd.Stdout = writerFunc(func(p []byte) (int, error) { outMu.Lock(); defer outMu.Unlock(); return out.Write(p) })
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
+	p := bintest.Start(t, bintest.Build(t, "github.com/chat-service/chat/cmd/chat"), t.TempDir(), nil, args...)
 	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-		}
 		if t.Failed() {
-			outMu.Lock()
-			t.Logf("service output:\n%s", out.String())
-			outMu.Unlock()
+			t.Logf("service output:\n%s", p.Output())
 		}
 	}()
 	base := "http://" + addr
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		if res, err := http.Get(base + "/readyz"); err == nil {
-			res.Body.Close()
-			if res.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("service never became ready")
-		}
-	}
+	p.WaitReady(t, base)
+	defer p.Terminate(t, 20*time.Second)
 
 	l := &load{t: t, base: base, stop: make(chan struct{})}
 	l.setup(20, 10)
@@ -119,12 +75,10 @@ func TestSoak(t *testing.T) {
 	every := max(d/30, time.Second)
 	for time.Since(start) < d {
 		time.Sleep(every)
-		select {
-		case <-exited:
+		if !p.Alive() {
 			t.Fatal("the service exited under load")
-		default:
 		}
-		samples = append(samples, sample{at: time.Since(start), rssKiB: rss(t, cmd.Process.Pid), goroutines: goroutines(t, base)})
+		samples = append(samples, sample{at: time.Since(start), rssKiB: rss(t, p.Cmd.Process.Pid), goroutines: goroutines(t, base)})
 	}
 	close(l.stop)
 	l.wg.Wait()
@@ -197,10 +151,6 @@ func goroutines(t *testing.T, base string) int64 {
 	t.Fatal("no go_goroutines in /metrics")
 	return 0
 }
-
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // load is the mixed client population.
 type load struct {

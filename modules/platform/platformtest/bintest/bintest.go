@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -42,29 +43,51 @@ func FreeAddr(t testing.TB) string {
 
 // Process is a started binary. It is killed at cleanup if still running.
 type Process struct {
-	Cmd    *exec.Cmd
-	Exited chan error // receives Wait's result once
+	Cmd *exec.Cmd
+	// Exited receives Wait's result once; Done is closed at the exit, for
+	// any number of waiters.
+	Exited chan error
+	done   chan struct{}
 	out    lockedBuffer
 }
 
-// Start runs bin with args in dir, with env added to this process's
-// environment, its stdout and stderr kept for Output.
+// Start runs bin with args in dir. Its environment is this process's
+// without the CHAT_ variables (the config loader would read them: a test
+// says what it wants), then env. Its stdout and stderr are kept for Output.
 func Start(t testing.TB, bin, dir string, env []string, args ...string) *Process {
 	t.Helper()
-	p := &Process{Cmd: exec.Command(bin, args...), Exited: make(chan error, 1)}
+	p := &Process{Cmd: exec.Command(bin, args...), Exited: make(chan error, 1), done: make(chan struct{})}
 	p.Cmd.Dir = dir
-	p.Cmd.Env = append(os.Environ(), env...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "CHAT_") {
+			p.Cmd.Env = append(p.Cmd.Env, kv)
+		}
+	}
+	p.Cmd.Env = append(p.Cmd.Env, env...)
 	p.Cmd.Stdout, p.Cmd.Stderr = &p.out, &p.out
 	if err := p.Cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { p.Exited <- p.Cmd.Wait() }()
+	go func() { err := p.Cmd.Wait(); close(p.done); p.Exited <- err }()
 	t.Cleanup(func() { _ = p.Cmd.Process.Kill() }) // an error only says it has exited
 	return p
 }
 
 // Output is what the process wrote so far.
 func (p *Process) Output() string { return p.out.String() }
+
+// Done is closed once the process has exited.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Alive reports whether the process is still running.
+func (p *Process) Alive() bool {
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
 
 // WaitReady polls base+"/readyz" until it answers 200, for at most a minute;
 // the test fails if the process exits first.
@@ -80,8 +103,8 @@ func (p *Process) WaitReady(t testing.TB, base string) {
 			}
 		}
 		select {
-		case err := <-p.Exited:
-			t.Fatalf("exited before serving: %v\n%s", err, p.Output())
+		case <-p.done:
+			t.Fatalf("exited before serving:\n%s", p.Output())
 		case <-ctx.Done():
 			t.Fatalf("never became ready:\n%s", p.Output())
 		case <-time.After(100 * time.Millisecond):
