@@ -18,6 +18,12 @@ type SessionSeq struct {
 	LastSeq   int64
 }
 
+// LastSeqs returns the last seq of each of the sessions that exist: a
+// resync skips the sessions where nothing was missed.
+func (s *Service) LastSeqs(ctx context.Context, ids []string) (map[string]int64, error) {
+	return s.store.LastSeqs(ctx, ids)
+}
+
 // activePage is the page size ActiveSessions reads sessions in.
 const activePage = 100
 

@@ -35,6 +35,8 @@ type Store interface {
 	// is its Appended.Err and does not fail the others; err is for the whole
 	// batch (the database failed), and then nothing of it was written.
 	AppendMessages(ctx context.Context, items []NewMessage, inTx TxHook[[]Message]) (results []Appended, err error)
+	// LastSeqs returns the last seq of each of the sessions that exist.
+	LastSeqs(ctx context.Context, ids []string) (map[string]int64, error)
 	// Messages pages a session's history for a participant, ascending by seq.
 	Messages(ctx context.Context, sessionID, userID string, q HistoryQuery) (list []Message, more bool, err error)
 	// MarkRead moves userID's lastReadSeq up to min(seq, lastSeq). When it

@@ -118,6 +118,10 @@ type recoveredOnce struct {
 }
 
 func (h *Hub) runResync(jobs []resyncJob) {
+	jobs = h.skipUnmoved(jobs)
+	if len(jobs) == 0 {
+		return
+	}
 	run := &resyncRun{h: h, done: make(map[recoverKey]*recoveredOnce)}
 	work := make(chan resyncJob)
 	var wg sync.WaitGroup
@@ -135,6 +139,41 @@ func (h *Hub) runResync(jobs []resyncJob) {
 	}
 	close(work)
 	wg.Wait()
+}
+
+// skipUnmoved ends at once the topic jobs whose session's last seq is at
+// their position (one read for all sessions: after a broker restart most
+// sessions had nothing in flight) and returns the others.
+func (h *Hub) skipUnmoved(jobs []resyncJob) []resyncJob {
+	var ids []string
+	seen := make(map[string]bool)
+	for _, j := range jobs {
+		if j.sub.kind == destTopic && j.base >= 0 && !seen[j.sub.sessionID] {
+			seen[j.sub.sessionID] = true
+			ids = append(ids, j.sub.sessionID)
+		}
+	}
+	if len(ids) == 0 {
+		return jobs
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), h.o.CallTimeout)
+	last, err := h.o.Chat.LastSeqs(ctx, ids)
+	cancel()
+	if err != nil {
+		h.log.Warn("resync: cannot read the sessions' last seqs; reading each", "error", err)
+		return jobs
+	}
+	rest := jobs[:0]
+	for _, j := range jobs {
+		if seq, ok := last[j.sub.sessionID]; ok && j.sub.kind == destTopic && j.base >= 0 && seq <= j.base {
+			if j.c.endReplay(j.sub, nil) {
+				h.again(j.c, j.sub)
+			}
+			continue
+		}
+		rest = append(rest, j)
+	}
+	return rest
 }
 
 // recover reads one session from a position, once per run.

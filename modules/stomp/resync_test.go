@@ -153,3 +153,29 @@ func TestResyncDuringReplayRunsAgain(t *testing.T) {
 	}
 	bob.NoFrame(t, 50*time.Millisecond)
 }
+
+// After a broker restart most sessions had nothing in flight: one read of
+// their last seqs spares them a recovery read each, and their subscribers
+// go on with live events.
+func TestResyncReadsOnlySessionsThatMoved(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	bob := e.connect(t, "bob")
+	var sessions []string
+	for i := range 5 {
+		sid := e.b.CreateSession("alice", "bob")
+		sessions = append(sessions, sid)
+		subscribe(t, bob, "t"+strconv.Itoa(i), stomp.TopicSessionPrefix+sid)
+		e.b.Publish(sid, "alice", "seen")
+		expectMessage(t, bob, stomp.TopicSessionPrefix+sid, 1)
+	}
+	e.b.Append(sessions[2], "alice", "lost")
+	e.hub.Resync(time.Now().Add(-time.Minute))
+	expectMessage(t, bob, stomp.TopicSessionPrefix+sessions[2], 2)
+	if n := e.b.Recovers.Load(); n != 1 {
+		t.Fatalf("%d recovery reads for one session that moved among five", n)
+	}
+	e.b.Publish(sessions[4], "alice", "live")
+	expectMessage(t, bob, stomp.TopicSessionPrefix+sessions[4], 2)
+	bob.NoFrame(t, 50*time.Millisecond)
+}

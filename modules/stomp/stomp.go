@@ -110,6 +110,7 @@ type Chat interface {
 	// reads, not counted against the user's read budget.
 	Recover(ctx context.Context, userID, sessionID string, afterSeq int64, since time.Time) ([]chat.Message, bool, error)
 	ActiveSessions(ctx context.Context, userID string, since time.Time, limit int) ([]chat.SessionSeq, error)
+	LastSeqs(ctx context.Context, sessionIDs []string) (map[string]int64, error)
 	EditMessage(ctx context.Context, userID string, req chat.EditRequest) (chat.Message, error)
 	DeleteMessage(ctx context.Context, userID, sessionID string, seq int64) error
 }

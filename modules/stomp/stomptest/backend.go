@@ -36,6 +36,7 @@ type Backend struct {
 
 	ParticipantChecks atomic.Int64 // IsParticipant calls
 	Submits           atomic.Int64
+	Recovers          atomic.Int64 // Recover calls (resync reads)
 }
 
 type session struct {
@@ -266,6 +267,7 @@ func Token(user string, exp time.Time) string {
 
 // Recover implements stomp.Chat.
 func (b *Backend) Recover(ctx context.Context, userID, sessionID string, afterSeq int64, since time.Time) ([]chat.Message, bool, error) {
+	b.Recovers.Add(1)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	s, err := b.member(sessionID, userID)
@@ -296,6 +298,19 @@ func (b *Backend) ActiveSessions(ctx context.Context, userID string, since time.
 		last := s.messages[len(s.messages)-1]
 		if !last.CreatedAt.Before(since) && len(out) < limit {
 			out = append(out, chat.SessionSeq{SessionID: id, LastSeq: last.Seq})
+		}
+	}
+	return out, nil
+}
+
+// LastSeqs implements stomp.Chat.
+func (b *Backend) LastSeqs(ctx context.Context, ids []string) (map[string]int64, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make(map[string]int64, len(ids))
+	for _, id := range ids {
+		if s, ok := b.sessions[id]; ok {
+			out[id] = int64(len(s.messages))
 		}
 	}
 	return out, nil
