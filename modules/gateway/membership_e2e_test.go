@@ -2,7 +2,6 @@ package gateway_test
 
 import (
 	"net/url"
-	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -11,11 +10,9 @@ import (
 	"github.com/go-stomp/stomp/v3/frame"
 	"github.com/gorilla/websocket"
 
-	"github.com/chat-service/chat/config"
 	"github.com/chat-service/chat/modules/chat"
 	"github.com/chat-service/chat/modules/platform/platformtest"
 	"github.com/chat-service/chat/modules/stomp"
-	"github.com/chat-service/chat/modules/store/storetest"
 )
 
 // TestMembershipAndEditsAcrossInstances: the owner on one instance edits,
@@ -25,30 +22,7 @@ import (
 // members event, one removed event and then nothing, while their
 // /user/queue/messages stops carrying the session and a new SUBSCRIBE is
 // refused.
-func TestMembershipAndEditsAcrossInstances(t *testing.T) {
-	t.Run("sqlite", func(t *testing.T) {
-		t.Parallel()
-		cfg := platformtest.Config(t, storetest.NewSQLite(t))
-		cfg.Limits.RatePerSecond, cfg.Limits.Burst = 10000, 10000
-		a := startInstance(t, cfg)
-		membershipAcross(t, a, a)
-	})
-	t.Run("postgres_amqp_two_instances", func(t *testing.T) {
-		t.Parallel()
-		db := storetest.NewPostgres(t)
-		amqpURL := os.Getenv("TEST_CHAT_AMQP_URL")
-		if amqpURL == "" {
-			t.Skip("needs TEST_CHAT_AMQP_URL")
-		}
-		newCfg := func() config.Config {
-			cfg := platformtest.Config(t, db)
-			cfg.Limits.RatePerSecond, cfg.Limits.Burst = 10000, 10000
-			cfg.Relay.Driver, cfg.Relay.AMQP.URL = "amqp", amqpURL
-			return cfg
-		}
-		membershipAcross(t, startInstance(t, newCfg()), startInstance(t, newCfg()))
-	})
-}
+func TestMembershipAndEditsAcrossInstances(t *testing.T) { acrossDeployments(t, membershipAcross) }
 
 func membershipAcross(t *testing.T, a, b instance) {
 	ctx := t.Context()

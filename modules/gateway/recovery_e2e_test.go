@@ -36,13 +36,18 @@ func startInstance(t *testing.T, cfg config.Config) instance {
 // and comes back with since-seq, on the embedded default and, on
 // PostgreSQL + RabbitMQ, on the other of two instances. Across both
 // connections it sees seq 1..300 in order, no gap and no duplicate.
-func TestRecoveryAcrossReconnect(t *testing.T) {
+func TestRecoveryAcrossReconnect(t *testing.T) { acrossDeployments(t, recoverAcross) }
+
+// acrossDeployments runs fn with two instances: on the embedded default the
+// same one twice, on PostgreSQL + RabbitMQ two of them over one database.
+// Send limits are raised: the tests drive many sends from few users.
+func acrossDeployments(t *testing.T, fn func(t *testing.T, a, b instance)) {
 	t.Run("sqlite", func(t *testing.T) {
 		t.Parallel()
 		cfg := platformtest.Config(t, storetest.NewSQLite(t))
 		cfg.Limits.RatePerSecond, cfg.Limits.Burst = 10000, 10000
 		a := startInstance(t, cfg)
-		recoverAcross(t, a, a)
+		fn(t, a, a)
 	})
 	t.Run("postgres_amqp_two_instances", func(t *testing.T) {
 		t.Parallel()
@@ -57,7 +62,7 @@ func TestRecoveryAcrossReconnect(t *testing.T) {
 			cfg.Relay.Driver, cfg.Relay.AMQP.URL = "amqp", amqpURL
 			return cfg
 		}
-		recoverAcross(t, startInstance(t, newCfg()), startInstance(t, newCfg()))
+		fn(t, startInstance(t, newCfg()), startInstance(t, newCfg()))
 	})
 }
 
